@@ -1,0 +1,47 @@
+"""Shared test setup: quiet TensorFlow, two logical CPUs for strategy tests, tiny models."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# MirroredStrategy tests need two devices; logical devices must exist before TF initialises.
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    _cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+
+
+def separable_images(num_examples: int = 64, size: int = 8, num_classes: int = 4, seed: int = 0):
+    """Images whose class is a bright square at a class-specific place: easy to learn."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, num_classes, num_examples).astype("int32")
+    images = rng.uniform(0.0, 0.3, (num_examples, size, size, 1)).astype("float32")
+    half = size // 2
+    for i, label in enumerate(labels):
+        row, col = divmod(int(label), 2)
+        images[i, row * half : (row + 1) * half, col * half : (col + 1) * half] += 0.6
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def digits_model():
+    """A tiny ResNet18 trained briefly on scikit-learn's digits: enough to attack meaningfully."""
+    import keras
+    from sklearn.datasets import load_digits
+
+    from tf_advreg.models import resnet18
+    from tf_advreg.objectives import NaturalTraining
+
+    digits = load_digits()
+    images = (digits.images[..., None] / 16.0).astype("float32")
+    labels = digits.target.astype("int32")
+    keras.utils.set_random_seed(0)
+    network = resnet18(num_classes=10, width=8, input_shape=(8, 8, 1))
+    model = NaturalTraining(network)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), jit_compile=True)
+    model.fit(images[:1400], labels[:1400], batch_size=50, epochs=4, verbose=0)
+    return network, images[1400:1528], labels[1400:1528]

@@ -1,0 +1,139 @@
+"""Objectives: they learn, AR(0) is robust optimization, XLA works, strategies are exact."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import separable_images
+
+from tf_advreg import objectives
+from tf_advreg.models import resnet18
+
+ATTACK = dict(eps=0.1, attack_steps=3, attack_step_size=0.04, eval_attack_steps=3)
+
+
+def _network(seed=0):
+    keras.utils.set_random_seed(seed)
+    return resnet18(num_classes=4, width=4, input_shape=(8, 8, 1))
+
+
+def _small_convnet(seed, batchnorm=True):
+    """Compiles in seconds; without BatchNorm each example's gradient is independent of how
+    the batch is split across replicas."""
+    keras.utils.set_random_seed(seed)
+    norm = [keras.layers.BatchNormalization()] if batchnorm else []
+    return keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3), *norm, keras.layers.ReLU()]
+        + [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)]
+    )
+
+
+@pytest.mark.parametrize("name", sorted(objectives.OBJECTIVES))
+def test_each_objective_lowers_its_training_loss_under_xla(name):
+    images, labels = separable_images(64)
+    model = objectives.objective_class(name)(_small_convnet(0), beta=1.0, **ATTACK)
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=True)
+    history = model.fit(images, labels, batch_size=16, epochs=10, verbose=0, shuffle=False)
+    loss = history.history["loss"]
+    assert np.all(np.isfinite(loss))
+    assert loss[-1] < 0.7 * loss[0], loss
+    expected = {"loss", "natural_accuracy"} | (
+        {"adversarial_accuracy"} if name != "natural" else set()
+    )
+    assert set(history.history) == expected
+    results = model.evaluate(images, labels, batch_size=32, verbose=0, return_dict=True)
+    assert set(results) == {"loss", "natural_accuracy", "adversarial_accuracy"}
+    assert results["adversarial_accuracy"] <= results["natural_accuracy"] + 1e-6
+
+
+def _one_step(cls, **kwargs):
+    images, labels = separable_images(16, seed=1)
+    model = cls(_small_convnet(3), **ATTACK, **kwargs)
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
+    model.fit(images, labels, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    return [w.numpy() for w in model.network.weights]
+
+
+def test_ar_with_zero_beta_is_robust_optimization():
+    ar = _one_step(objectives.AdversarialRegularization, beta=0.0, seed=11)
+    robopt = _one_step(objectives.RobustOptimization, seed=11)
+    changed = _one_step(objectives.AdversarialRegularization, beta=1.0, seed=11)
+    for a, r in zip(ar, robopt):
+        np.testing.assert_array_equal(a, r)
+    assert any(not np.array_equal(a, c) for a, c in zip(ar, changed))
+
+
+@pytest.mark.parametrize("name", ["robopt", "ar"])
+def test_mirrored_step_matches_single_device(name):
+    images, labels = separable_images(16, seed=2)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
+
+    def train(strategy):
+        with strategy.scope():
+            model = objectives.objective_class(name)(
+                _small_convnet(4, batchnorm=False), beta=2.0, random_start=False, **ATTACK
+            )
+            model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
+        model.fit(dataset, epochs=2, verbose=0, shuffle=False)
+        return [w.numpy() for w in model.network.weights]
+
+    mirrored = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    single = train(tf.distribute.get_strategy())
+    initial = [w.numpy() for w in _small_convnet(4, batchnorm=False).weights]
+    assert any(not np.allclose(i, s) for i, s in zip(initial, single))
+    for m, s in zip(mirrored, single):
+        np.testing.assert_allclose(m, s, rtol=1e-5, atol=1e-6)
+
+
+def test_training_attack_uses_the_objectives_loss_and_eval_uses_pgd_ce():
+    network = _network()
+    trades = objectives.Trades(network, beta=1.0, **ATTACK)
+    trades.compile(optimizer=keras.optimizers.SGD(0.1))
+    images, labels = separable_images(8)
+    # The TRADES attack starts at x + 0.001 N(0, I) and maximises the KL; it moves the images.
+    moved = trades.attack(images, labels).numpy()
+    assert 0 < np.abs(moved - images).max() <= ATTACK["eps"] + 1e-6
+    eval_adv = trades.attack(images, labels, evaluation=True).numpy()
+    assert np.abs(eval_adv - images).max() <= ATTACK["eps"] + 1e-6
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(eps=-0.1), "eps must be >= 0"),
+        (dict(beta=-1.0), "beta must be >= 0"),
+        (dict(attack_steps=-2), "steps must be >= 0"),
+        (dict(attack_step_size=0.0), "step_size must be > 0"),
+        (dict(norm="l7"), "norm must be one of"),
+        (dict(weight_decay=-1e-4), "weight_decay must be >= 0"),
+    ],
+)
+def test_bad_settings_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        objectives.Trades(_network(), **kwargs)
+
+
+def test_unknown_objective_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="natural, robopt, trades, ar, alp, mart"):
+        objectives.objective_class("fgsm-free")
+
+
+def test_weight_decay_is_added_to_the_gradient_like_pytorch_sgd():
+    """One plain-SGD step: the decayed weights differ from the plain ones by lr * wd * w."""
+    images, labels = separable_images(16, seed=1)
+    decayed = objectives.NaturalTraining(_small_convnet(5, False), weight_decay=0.1)
+    plain = objectives.NaturalTraining(_small_convnet(5, False))
+    for model in (decayed, plain):
+        model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
+        model.fit(images, labels, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    initial = _small_convnet(5, False).weights
+    for w0, wd, wp in zip(initial, decayed.network.weights, plain.network.weights):
+        np.testing.assert_allclose(wd.numpy(), wp.numpy() - 0.5 * 0.1 * w0.numpy(), atol=1e-6)
+
+
+def test_resnet18_objective_compiles_with_xla():
+    images, labels = separable_images(16)
+    model = objectives.Trades(_network(), beta=1.0, **ATTACK)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), jit_compile=True)
+    history = model.fit(images, labels, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

@@ -1,0 +1,252 @@
+"""Training objectives: one `keras.Model` subclass each, overriding `train_step`/`test_step`.
+
+The base class `AdversarialModel` wraps a network (images in [0, 1] -> logits) and holds the
+attack settings. A subclass states only which loss its attack maximises (`attack_loss`) and
+which per-example loss training minimises (`training_loss`); the step's control flow lives
+in one place. Everything else (logging, checkpoints) belongs in callbacks.
+
+| class                     | attack maximises         | training minimises                     |
+|---------------------------|--------------------------|----------------------------------------|
+| NaturalTraining           | (no attack)              | CE(z(x), y)                            |
+| RobustOptimization        | CE(z(x'), y)             | CE(z(x'), y)                           |
+| Trades(beta)              | KL(p(x) || p(x'))        | CE(z(x), y) + beta KL(p(x) || p(x'))   |
+| AdversarialRegularization | CE(z(x'), y) + beta KL   | CE(z(x'), y) + beta KL(p(x) || p(x'))  |
+| AdversarialLogitPairing   | CE(z(x'), y)             | CE(z(x), y) + beta ||z(x') - z(x)||^2  |
+| Mart(beta)                | CE(z(x'), y)             | BCE(p(x'), y) + beta KL (1 - p_y(x))   |
+"""
+
+from numbers import Real
+
+import keras
+import tensorflow as tf
+
+from tf_advreg import losses
+from tf_advreg.attacks import pgd, validate_attack_args
+
+
+class AdversarialModel(keras.Model):
+    """Shared step logic: attack (inference-mode BatchNorm), then one update on the loss.
+
+    eps and the step sizes live in non-trainable variables, so changing them (e.g. an eps
+    schedule) does not retrace the compiled step. The per-example loss is averaged over the
+    global batch (`tf.nn.compute_average_loss`), so the step is exact under tf.distribute.
+    Weight decay is added to the gradient before the optimizer, as PyTorch's SGD (used by the
+    Madry and TRADES code) does; Keras's own `weight_decay` is decoupled and ~10x weaker
+    with momentum 0.9.
+    """
+
+    attack_loss: str | None = "ce"
+
+    def __init__(
+        self,
+        network: keras.Model,
+        *,
+        beta: float = 0.0,
+        eps: float = 0.03,
+        attack_steps: int = 10,
+        attack_step_size: float = 0.007,
+        eval_attack_steps: int = 20,
+        eval_attack_step_size: float = 0.003,
+        norm: str = "linf",
+        random_start: bool = True,
+        attack_bn_training: bool = False,
+        weight_decay: float = 0.0,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        validate_attack_args(
+            eps=eps,
+            step_size=attack_step_size,
+            steps=attack_steps,
+            loss=self.attack_loss or "ce",
+            beta=beta,
+            norm=norm,
+        )
+        validate_attack_args(eps=eps, step_size=eval_attack_step_size, steps=eval_attack_steps)
+        if isinstance(weight_decay, Real) and weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
+        self.network = network
+        self.beta = float(beta)
+        self.norm = norm
+        self.random_start = random_start
+        self.attack_steps = int(attack_steps)
+        self.eval_attack_steps = int(eval_attack_steps)
+        self.attack_bn_training = attack_bn_training
+        self.weight_decay = float(weight_decay)
+        self.seed = int(seed)
+        self.eps = keras.Variable(eps, dtype="float32", trainable=False, name="eps")
+        self.attack_step_size = keras.Variable(
+            attack_step_size, dtype="float32", trainable=False, name="attack_step_size"
+        )
+        self.eval_attack_step_size = keras.Variable(
+            eval_attack_step_size, dtype="float32", trainable=False, name="eval_attack_step_size"
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.natural_accuracy = keras.metrics.SparseCategoricalAccuracy(name="natural_accuracy")
+        self.adversarial_accuracy = keras.metrics.SparseCategoricalAccuracy(
+            name="adversarial_accuracy"
+        )
+
+    @property
+    def needs_natural_logits(self) -> bool:
+        """Whether `training_loss` reads z(x) (computed in training mode, under the tape)."""
+        return True
+
+    def training_loss(
+        self, logits_nat: tf.Tensor | None, logits_adv: tf.Tensor | None, labels: tf.Tensor
+    ) -> tf.Tensor:
+        """Per-example loss minimised over the weights."""
+        raise NotImplementedError
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.natural_accuracy, self.adversarial_accuracy]
+
+    def call(self, images, training=False):
+        return self.network(images, training=training)
+
+    def _attack_seed(self) -> tf.Tensor:
+        """A fresh stateless seed per step and replica, reproducible from `seed`."""
+        replica = tf.distribute.get_replica_context()
+        replica_id = 0 if replica is None else replica.replica_id_in_sync_group
+        step = tf.cast(self.optimizer.iterations, tf.int32)
+        return tf.stack([self.seed + tf.cast(replica_id, tf.int32), step])
+
+    def attack(self, images, labels, *, evaluation: bool = False) -> tf.Tensor:
+        """The adversarial batch for training (this objective's loss) or evaluation (PGD-CE)."""
+        return pgd(
+            self.network,
+            images,
+            labels,
+            eps=self.eps,
+            step_size=self.eval_attack_step_size if evaluation else self.attack_step_size,
+            steps=self.eval_attack_steps if evaluation else self.attack_steps,
+            loss="ce" if evaluation else self.attack_loss,
+            beta=self.beta,
+            norm=self.norm,
+            random_start=self.random_start,
+            training=self.attack_bn_training and not evaluation,
+            seed=self._attack_seed(),
+        )
+
+    def train_step(self, data):
+        images, labels = data[0], data[1]
+        images_adv = None if self.attack_loss is None else self.attack(images, labels)
+        variables = self.network.trainable_variables
+        with tf.GradientTape() as tape:
+            logits_nat = self.network(images, training=True) if self.needs_natural_logits else None
+            logits_adv = None if images_adv is None else self.network(images_adv, training=True)
+            per_example = self.training_loss(logits_nat, logits_adv, labels)
+            loss = tf.nn.compute_average_loss(per_example)
+        gradients = tape.gradient(loss, variables)
+        if self.weight_decay:
+            gradients = [
+                g + self.weight_decay * tf.cast(v, g.dtype) for g, v in zip(gradients, variables)
+            ]
+        self.optimizer.apply_gradients(zip(gradients, variables))
+
+        if logits_nat is None:
+            # Natural accuracy for objectives that never see z(x): one inference-mode forward,
+            # so BatchNorm statistics are not touched.
+            logits_nat = self.network(images, training=False)
+        self.loss_tracker.update_state(per_example)
+        self.natural_accuracy.update_state(labels, logits_nat)
+        if logits_adv is None:
+            return {m.name: m.result() for m in (self.loss_tracker, self.natural_accuracy)}
+        self.adversarial_accuracy.update_state(labels, logits_adv)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        """Natural and PGD (evaluation settings, CE loss) accuracy; loss at those points."""
+        images, labels = data[0], data[1]
+        images_adv = self.attack(images, labels, evaluation=True)
+        logits_nat = self.network(images, training=False)
+        logits_adv = self.network(images_adv, training=False)
+        self.loss_tracker.update_state(self.training_loss(logits_nat, logits_adv, labels))
+        self.natural_accuracy.update_state(labels, logits_nat)
+        self.adversarial_accuracy.update_state(labels, logits_adv)
+        return {m.name: m.result() for m in self.metrics}
+
+
+class NaturalTraining(AdversarialModel):
+    """Standard training on clean images; evaluation still reports PGD accuracy."""
+
+    attack_loss = None
+
+    def training_loss(self, logits_nat, logits_adv, labels):
+        return losses.cross_entropy(logits_nat, labels, reduction="none")
+
+
+class RobustOptimization(AdversarialModel):
+    """Madry et al. (2018): min over weights of max over the ball of CE."""
+
+    attack_loss = "ce"
+
+    @property
+    def needs_natural_logits(self) -> bool:
+        return False
+
+    def training_loss(self, logits_nat, logits_adv, labels):
+        return losses.cross_entropy(logits_adv, labels, reduction="none")
+
+
+class Trades(AdversarialModel):
+    """Zhang et al. (2019): natural CE plus beta times the KL the attack maximised."""
+
+    attack_loss = "kl"
+
+    def training_loss(self, logits_nat, logits_adv, labels):
+        return losses.trades_loss(logits_nat, logits_adv, labels, self.beta, reduction="none")
+
+
+class AdversarialRegularization(AdversarialModel):
+    """Thesis Alg. 3: the attack and the update share CE(z(x'), y) + beta KL(p(x) || p(x'))."""
+
+    attack_loss = "ce+kl"
+
+    @property
+    def needs_natural_logits(self) -> bool:
+        # At beta = 0 the loss is robust optimization's; skipping z(x) keeps the step (and the
+        # BatchNorm statistics) identical to it.
+        return self.beta != 0
+
+    def training_loss(self, logits_nat, logits_adv, labels):
+        if logits_nat is None:
+            return losses.cross_entropy(logits_adv, labels, reduction="none")
+        return losses.ar_loss(logits_nat, logits_adv, labels, self.beta, reduction="none")
+
+
+class AdversarialLogitPairing(AdversarialModel):
+    """Kannan et al. (2018): natural CE plus beta times the squared logit distance."""
+
+    attack_loss = "ce"
+
+    def training_loss(self, logits_nat, logits_adv, labels):
+        return losses.alp_loss(logits_nat, logits_adv, labels, self.beta, reduction="none")
+
+
+class Mart(AdversarialModel):
+    """Wang et al. (2020): boosted CE on x' plus a KL weighted by natural misclassification."""
+
+    attack_loss = "ce"
+
+    def training_loss(self, logits_nat, logits_adv, labels):
+        return losses.mart_loss(logits_nat, logits_adv, labels, self.beta, reduction="none")
+
+
+OBJECTIVES = {
+    "natural": NaturalTraining,
+    "robopt": RobustOptimization,
+    "trades": Trades,
+    "ar": AdversarialRegularization,
+    "alp": AdversarialLogitPairing,
+    "mart": Mart,
+}
+
+
+def objective_class(name: str) -> type[AdversarialModel]:
+    """The objective registered under `name`, or a ValueError listing the valid names."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"Unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}.")
+    return OBJECTIVES[name]
