@@ -1,0 +1,1 @@
+"""Training: checkpoints, callbacks, strategies and the pretrain -> tune phases."""

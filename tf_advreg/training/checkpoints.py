@@ -1,0 +1,134 @@
+"""Per-epoch checkpoints that survive a kill at any instant.
+
+Layout: `<phase_dir>/checkpoints/epoch_0003/` holding
+  network.json         the architecture arguments (so a checkpoint rebuilds its own network)
+  network.weights.h5   the network's weights (loadable with `keras.Model.load_weights`)
+  optimizer.npz        the optimizer's variables (iteration count, momenta), for exact resume
+  state.json           epoch and metrics; written last
+Each checkpoint is written into a temporary directory and renamed into place, so a directory
+named `epoch_*` is either complete or absent. A checkpoint that fails to load (a corrupted
+disk, a truncated copy) is skipped with a warning naming it, and the previous one is used.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+from absl import logging
+
+from tf_advreg.models import resnet18
+
+CHECKPOINTS = "checkpoints"
+_PREFIX = "epoch_"
+
+
+def checkpoint_dir(phase_dir: str | os.PathLike, epoch: int) -> Path:
+    return Path(phase_dir) / CHECKPOINTS / f"{_PREFIX}{epoch:04d}"
+
+
+def list_checkpoints(phase_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoint directories, oldest first."""
+    root = Path(phase_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [p for p in root.glob(f"{_PREFIX}*") if p.is_dir() and p.name[len(_PREFIX) :].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(_PREFIX) :]))
+
+
+def save(
+    phase_dir: str | os.PathLike,
+    epoch: int,
+    network: keras.Model,
+    network_args: dict,
+    optimizer: keras.optimizers.Optimizer,
+    metrics: dict,
+    keep: int = 0,
+) -> Path:
+    """Writes the checkpoint of `epoch` atomically; keeps only the newest `keep` (0: all)."""
+    target = checkpoint_dir(phase_dir, epoch)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        (staging / "network.json").write_text(json.dumps(network_args, indent=2))
+        network.save_weights(staging / "network.weights.h5")
+        np.savez(
+            staging / "optimizer.npz",
+            **{f"{i:04d}": np.asarray(v) for i, v in enumerate(optimizer.variables)},
+        )
+        state = {"epoch": epoch, "metrics": {k: float(v) for k, v in metrics.items()}}
+        (staging / "state.json").write_text(json.dumps(state, indent=2))
+        _fsync_tree(staging)
+        if target.exists():  # a re-run of the same epoch replaces its checkpoint
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if keep > 0:
+        for old in list_checkpoints(phase_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _fsync_tree(directory: Path) -> None:
+    """Flushes files to disk before the rename publishes them (a power cut keeps them whole)."""
+    for path in directory.iterdir():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+
+
+def read_state(checkpoint: str | os.PathLike) -> dict:
+    return json.loads((Path(checkpoint) / "state.json").read_text())
+
+
+def build_network(checkpoint: str | os.PathLike) -> keras.Model:
+    """Rebuilds the checkpoint's network from network.json and loads its weights."""
+    checkpoint = Path(checkpoint)
+    args = json.loads((checkpoint / "network.json").read_text())
+    network = resnet18(**args)
+    network.load_weights(checkpoint / "network.weights.h5")
+    return network
+
+
+def restore(
+    checkpoint: str | os.PathLike,
+    network: keras.Model,
+    optimizer: keras.optimizers.Optimizer | None = None,
+) -> dict:
+    """Loads weights (and optimizer state) into existing objects; returns the saved state."""
+    checkpoint = Path(checkpoint)
+    state = read_state(checkpoint)
+    network.load_weights(checkpoint / "network.weights.h5")
+    if optimizer is not None:
+        optimizer.build(network.trainable_variables)
+        with np.load(checkpoint / "optimizer.npz") as saved:
+            values = [saved[key] for key in sorted(saved.files)]
+        if len(values) != len(optimizer.variables):
+            raise ValueError(
+                f"{checkpoint}: optimizer state has {len(values)} variables, "
+                f"the optimizer has {len(optimizer.variables)}."
+            )
+        for variable, value in zip(optimizer.variables, values):
+            variable.assign(value)
+    return state
+
+
+def restore_latest(
+    phase_dir: str | os.PathLike,
+    network: keras.Model,
+    optimizer: keras.optimizers.Optimizer | None = None,
+) -> dict | None:
+    """Restores the newest checkpoint that loads; None when there is none."""
+    for checkpoint in reversed(list_checkpoints(phase_dir)):
+        try:
+            return restore(checkpoint, network, optimizer)
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
+            logging.warning(
+                "Skipping unreadable checkpoint %s (%s); trying the previous one.",
+                checkpoint,
+                error,
+            )
+    return None
