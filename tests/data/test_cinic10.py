@@ -1,0 +1,109 @@
+"""The CINIC-10 TFDS builder, run end to end on a tiny fake CINIC-10 written by the tests."""
+
+import tarfile
+
+import numpy as np
+import pytest
+import requests
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from tf_advreg import data
+from tf_advreg.data import cinic10
+
+PER_CLASS = 2
+
+
+def write_fake_cinic(root, per_class=PER_CLASS):
+    """train/valid/test/<class>/*.png; every pixel of an image encodes its class (10 * label)."""
+    for folder in cinic10.SPLIT_FOLDERS.values():
+        for label, name in enumerate(data.CIFAR10_CLASSES):
+            class_dir = root / folder / name
+            class_dir.mkdir(parents=True)
+            for i in range(per_class):
+                # One grayscale PNG per class: the builder must still deliver RGB.
+                channels = 1 if i == 0 else 3
+                image = np.full((32, 32, channels), 10 * label, np.uint8)
+                png = tf.io.encode_png(image).numpy()
+                (class_dir / f"cifar10-{folder}-{i}.png").write_bytes(png)
+    return root
+
+
+def load_all(split, **kwargs):
+    images, labels = [], []
+    for x, y in data.load("cinic10", split, batch_size=7, training=False, **kwargs):
+        images.append(x.numpy())
+        labels.append(y.numpy())
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def test_extracted_folder_gives_three_splits_in_cifar10_label_order(tmp_path):
+    manual = tmp_path / "manual"
+    write_fake_cinic(manual / "CINIC-10")  # extracted one level down is found too
+    places = {"data_dir": str(tmp_path / "tfds"), "manual_dir": str(manual)}
+
+    images, labels = load_all("train", **places)
+
+    assert images.shape == (10 * PER_CLASS, 32, 32, 3)
+    # Pixel value 10 * label was written into the folder of that class name.
+    np.testing.assert_allclose(images.max(axis=(1, 2, 3)) * 255, 10 * labels, atol=1e-3)
+    assert np.bincount(labels).tolist() == [PER_CLASS] * 10
+    builder = tfds.builder("cinic10", data_dir=places["data_dir"])
+    assert tuple(builder.info.features["label"].names) == data.CIFAR10_CLASSES
+    assert data.info("cinic10", places["data_dir"]).split_sizes == {
+        "train": 10 * PER_CLASS,
+        "validation": 10 * PER_CLASS,
+        "test": 10 * PER_CLASS,
+    }
+    assert len(load_all("train+validation", **places)[1]) == 20 * PER_CLASS
+
+
+def test_archive_in_manual_dir(tmp_path):
+    tree = write_fake_cinic(tmp_path / "tree")
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    with tarfile.open(manual / cinic10.ARCHIVE_NAME, "w:gz") as archive:
+        for folder in cinic10.SPLIT_FOLDERS.values():
+            archive.add(tree / folder, arcname=folder)
+
+    builder = tfds.builder("cinic10", data_dir=str(tmp_path / "tfds"))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
+
+    sizes = {name: split.num_examples for name, split in builder.info.splits.items()}
+    assert sizes == {"train": 20, "validation": 20, "test": 20}
+    example = next(iter(builder.as_dataset(split="validation", shuffle_files=False)))
+    assert example["id"].numpy().decode().startswith("valid/")
+    assert example["image"].shape == (32, 32, 3)
+
+
+def test_missing_data_without_network_says_where_to_put_it(tmp_path, monkeypatch):
+    def offline(self, url):
+        raise requests.exceptions.ConnectionError(f"cannot reach {url}")
+
+    monkeypatch.setattr(tfds.download.DownloadManager, "download", offline)
+    manual = tmp_path / "manual"
+
+    with pytest.raises(ValueError) as error:
+        data.load(
+            "cinic10",
+            "train",
+            batch_size=4,
+            training=True,
+            data_dir=str(tmp_path / "tfds"),
+            manual_dir=str(manual),
+        )
+
+    message = str(error.value)
+    assert str(manual) in message
+    assert cinic10.ARCHIVE_NAME in message and "valid/" in message
+
+
+def test_corrupted_png_stops_the_build_naming_the_file(tmp_path):
+    manual = write_fake_cinic(tmp_path / "manual")
+    broken = manual / "test" / "dog" / "cifar10-test-1.png"
+    broken.write_bytes(b"\x89PNG truncated")
+
+    with pytest.raises(ValueError, match="is not a readable PNG") as error:
+        load_all("test", data_dir=str(tmp_path / "tfds"), manual_dir=str(manual))
+
+    assert str(broken) in str(error.value)

@@ -1,0 +1,22 @@
+"""Datasets for training and evaluating robust classifiers: `load` a split as batches, or read
+its `info`. Importing this package registers the "cinic10" TFDS builder."""
+
+from tf_advreg.data.augment import POLICIES as AUGMENTATION_POLICIES
+from tf_advreg.data.cinic10 import CIFAR10_CLASSES
+from tf_advreg.data.datasets import (
+    DatasetInfo,
+    available_datasets,
+    balanced_subset,
+    info,
+    load,
+)
+
+__all__ = [
+    "AUGMENTATION_POLICIES",
+    "CIFAR10_CLASSES",
+    "DatasetInfo",
+    "available_datasets",
+    "balanced_subset",
+    "info",
+    "load",
+]
