@@ -1,0 +1,1 @@
+"""Experiment configs: one small Python file per experiment, returning a ConfigDict."""

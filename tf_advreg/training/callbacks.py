@@ -1,0 +1,201 @@
+"""Keras callbacks of a training phase: evaluation, logs, TensorBoard, checkpoints, summary.
+
+Each has one job. They share the epoch's `logs` dict in list order, so `Throughput` and
+`PeriodicEvaluation` come first and add the keys the writers after them record. Training-batch
+metrics (running means over the epoch, under augmentation and the training attack) appear as
+`fit/<metric>`; evaluations as `<set>/<metric>`, e.g. `test/adversarial_accuracy`.
+"""
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hparams_api
+
+from tf_advreg.training import checkpoints
+
+_FIT_METRICS = ("loss", "natural_accuracy", "adversarial_accuracy")
+
+
+def _current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+    rate = optimizer.learning_rate
+    return float(rate(optimizer.iterations) if callable(rate) else rate)
+
+
+class Throughput(keras.callbacks.Callback):
+    """Adds `examples_per_second` (training only, evaluation excluded) and `learning_rate`."""
+
+    def __init__(self, batch_size: int):
+        super().__init__()
+        self.batch_size = batch_size
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        self._batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches = batch + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._start
+        logs["examples_per_second"] = self._batches * self.batch_size / max(seconds, 1e-9)
+        logs["learning_rate"] = _current_learning_rate(self.model.optimizer)
+        for name in _FIT_METRICS:
+            if name in logs:
+                logs[f"fit/{name}"] = logs.pop(name)
+
+
+class PeriodicEvaluation(keras.callbacks.Callback):
+    """Natural and PGD accuracy on each evaluation set every `every` epochs and at the end."""
+
+    def __init__(self, eval_sets: Mapping[str, tf.data.Dataset], every: int, final_epoch: int):
+        super().__init__()
+        self.eval_sets = dict(eval_sets)
+        self.every = every
+        self.final_epoch = final_epoch
+
+    def due(self, epoch: int) -> bool:
+        done = epoch + 1
+        return done == self.final_epoch or (self.every > 0 and done % self.every == 0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.due(epoch):
+            return
+        for label, dataset in self.eval_sets.items():
+            results = self.model.evaluate(dataset, verbose=0, return_dict=True)
+            logs.update({f"{label}/{name}": float(value) for name, value in results.items()})
+
+
+class MetricsLog(keras.callbacks.Callback):
+    """Appends one JSON line per epoch to metrics.jsonl, flushed to disk before the checkpoint.
+
+    On resume, lines of epochs after the restored checkpoint (written by a run killed before
+    its checkpoint) are dropped, so the file matches the weights.
+    """
+
+    def __init__(self, path: str | os.PathLike, phase: str, initial_epoch: int):
+        super().__init__()
+        self.path = Path(path)
+        self.phase = phase
+        self.initial_epoch = initial_epoch
+
+    def on_train_begin(self, logs=None):
+        kept = [r for r in read_metrics(self.path) if r["epoch"] <= self.initial_epoch]
+        staging = self.path.with_name(f".{self.path.name}.tmp")
+        staging.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(staging, self.path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = {"phase": self.phase, "epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """The records of a metrics.jsonl; a torn last line (a kill mid-write) is ignored."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return records
+
+
+class TensorBoardLog(keras.callbacks.Callback):
+    """Scalars every epoch, the run's hyperparameters once, and example images at evaluations.
+
+    The images are a few test images, their PGD (evaluation settings) counterparts and the
+    perturbation rescaled from [-eps, eps] to [0, 1].
+    """
+
+    def __init__(
+        self,
+        logdir: str | os.PathLike,
+        hparams: Mapping[str, object],
+        images: tf.Tensor,
+        labels: tf.Tensor,
+    ):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(str(logdir))
+        self.hparams = dict(hparams)
+        self.images = images
+        self.labels = labels
+
+    def on_train_begin(self, logs=None):
+        with self.writer.as_default():
+            hparams_api.hparams(self.hparams)
+        self.writer.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = epoch + 1
+        with self.writer.as_default(step=step):
+            for name, value in logs.items():
+                tf.summary.scalar(name, value)
+            if any(name.startswith("test/") for name in logs):
+                adversarial = self.model.attack(self.images, self.labels, evaluation=True)
+                eps = tf.maximum(self.model.eps, 1e-12)
+                perturbation = (adversarial - self.images) / (2.0 * eps) + 0.5
+                tf.summary.image("images/clean", self.images, max_outputs=4)
+                tf.summary.image("images/adversarial", adversarial, max_outputs=4)
+                tf.summary.image("images/perturbation", perturbation, max_outputs=4)
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        self.writer.close()
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the network and optimizer after every epoch (atomically; see checkpoints)."""
+
+    def __init__(self, phase_dir: str | os.PathLike, network_args: dict, keep: int):
+        super().__init__()
+        self.phase_dir = phase_dir
+        self.network_args = network_args
+        self.keep = keep
+
+    def on_epoch_end(self, epoch, logs=None):
+        checkpoints.save(
+            self.phase_dir,
+            epoch + 1,
+            self.model.network,
+            self.network_args,
+            self.model.optimizer,
+            logs,
+            keep=self.keep,
+        )
+
+
+class EpochSummary(keras.callbacks.Callback):
+    """One line per epoch: time, throughput and every accuracy, for logs and terminals alike."""
+
+    def __init__(self, phase: str, epochs: int):
+        super().__init__()
+        self.phase = phase
+        self.epochs = epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        parts = [
+            f"{self.phase} epoch {epoch + 1}/{self.epochs}",
+            f"{time.perf_counter() - self._start:.1f}s",
+            f"{logs.get('examples_per_second', 0):.0f} ex/s",
+        ]
+        parts += [
+            f"{name.replace('_accuracy', '')} {value:.4f}"
+            for name, value in logs.items()
+            if name.endswith("loss") or name.endswith("accuracy")
+        ]
+        print(" | ".join(parts), file=sys.stdout, flush=True)

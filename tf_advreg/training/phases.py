@@ -1,0 +1,277 @@
+"""The pretrain -> tune pipeline: each phase is one `fit` of one objective on one dataset.
+
+A phase resumes from its newest intact checkpoint; the tune phase starts from the pretrain
+phase's final weights with a fresh optimizer, and may change dataset and objective. Every phase
+ends with a SavedModel export. Outputs per phase, in `<workdir>/<phase>/`:
+  checkpoints/epoch_NNNN/  tensorboard/  metrics.jsonl  config.json  saved_model/
+"""
+
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import keras
+import ml_collections
+import tensorflow as tf
+
+from tf_advreg import data, export
+from tf_advreg.models import resnet18
+from tf_advreg.objectives import objective_class
+from tf_advreg.training import callbacks, checkpoints
+from tf_advreg.training.strategy import is_chief
+
+PHASES = ("pretrain", "tune")
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """What differs between the pretrain and the tune phase."""
+
+    name: str
+    dataset: str
+    split: str
+    subset: int
+    objective: str
+    beta: float
+    epochs: int
+    learning_rate: float
+
+
+def phases_from_config(config: ml_collections.ConfigDict) -> list[Phase]:
+    """The phases a config asks for: pretrain unless its dataset is "", tune if it has one."""
+    phases = []
+    for name in PHASES:
+        dataset = config[f"{name}_dataset"]
+        if dataset:
+            phases.append(
+                Phase(
+                    name=name,
+                    dataset=dataset,
+                    split=config[f"{name}_split"],
+                    subset=config.pretrain_subset if name == "pretrain" else 0,
+                    objective=config[f"{name}_objective"],
+                    beta=config[f"{name}_beta"],
+                    epochs=config[f"{name}_epochs"],
+                    learning_rate=config[f"{name}_lr"],
+                )
+            )
+    return phases
+
+
+def learning_rate_schedule(
+    kind: str, base: float, total_steps: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """step: x0.1 at 50% and 75% of the phase (Madry / TRADES); cosine; or constant.
+
+    The schedule is a function of the optimizer's step counter, so the compiled step reads the
+    current rate without retracing, and a resumed run continues the same curve.
+    """
+    if kind == "constant" or total_steps <= 0:
+        return base
+    if kind == "step":
+        boundaries = [max(1, total_steps // 2), max(2, total_steps * 3 // 4)]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(
+            boundaries, [base, base * 0.1, base * 0.01]
+        )
+    if kind == "cosine":
+        return keras.optimizers.schedules.CosineDecay(base, total_steps)
+    raise ValueError(f"Unknown lr_schedule {kind!r}; choose one of step, cosine, constant.")
+
+
+def _subset(value: int) -> int | None:
+    return value if value > 0 else None
+
+
+def _data_dir(config) -> str | None:
+    return config.data_dir or None
+
+
+def _eval_sets(config, phase: Phase) -> dict[str, tf.data.Dataset]:
+    """test and train splits of the phase's data; while tuning, the pretraining data too."""
+    load = lambda name, split, subset: data.load(  # noqa: E731
+        name,
+        split,
+        batch_size=config.batch_size,
+        training=False,
+        data_dir=_data_dir(config),
+        subset=_subset(subset),
+        seed=config.seed,
+    )
+    sets = {
+        "test": load(phase.dataset, config.test_split, 0),
+        "train": load(phase.dataset, phase.split, config.train_eval_subset),
+    }
+    if phase.name == "tune" and config.pretrain_dataset:
+        sets["pretrain_train"] = load(
+            config.pretrain_dataset, config.pretrain_split, config.train_eval_subset
+        )
+    return sets
+
+
+def network_args(config, dataset_info: data.DatasetInfo) -> dict:
+    """The resnet18 arguments; stored with every checkpoint so it rebuilds its own network."""
+    return {
+        "num_classes": dataset_info.num_classes,
+        "width": config.width,
+        "input_shape": list(dataset_info.image_shape),
+        "mean": list(dataset_info.mean),
+        "std": list(dataset_info.std),
+    }
+
+
+def init_checkpoint(config, workdir: Path) -> Path:
+    """The checkpoint the tune phase starts from; a clear error if it does not exist."""
+    if config.tune_init_checkpoint:
+        path = Path(config.tune_init_checkpoint)
+        if not (path / "network.weights.h5").is_file():
+            raise FileNotFoundError(
+                f"tune_init_checkpoint {path} is not a checkpoint (no network.weights.h5); "
+                "point it at a checkpoints/epoch_NNNN directory."
+            )
+        return path
+    found = checkpoints.list_checkpoints(workdir / "pretrain")
+    if not found:
+        raise FileNotFoundError(
+            f"The tune phase needs a pretrain checkpoint in {workdir / 'pretrain'}, and there is "
+            "none; run the pretrain phase first or set --tune_init_checkpoint."
+        )
+    return found[-1]
+
+
+def _output_dir(workdir: Path, phase: str, strategy: tf.distribute.Strategy) -> Path:
+    """The chief writes into the workdir; other workers into a throwaway directory."""
+    if is_chief(strategy):
+        return workdir / phase
+    return Path(tempfile.mkdtemp(prefix=f"tf_advreg-worker-{phase}-"))
+
+
+def run_phase(
+    config: ml_collections.ConfigDict,
+    phase: Phase,
+    workdir: str | os.PathLike,
+    strategy: tf.distribute.Strategy,
+) -> dict:
+    """Trains (or resumes) one phase and exports it; returns its last epoch's metrics."""
+    workdir = Path(workdir)
+    phase_dir = _output_dir(workdir, phase.name, strategy)
+    phase_dir.mkdir(parents=True, exist_ok=True)
+    dataset_info = data.info(phase.dataset, _data_dir(config))
+    train_set = data.load(
+        phase.dataset,
+        phase.split,
+        batch_size=config.batch_size,
+        training=True,
+        data_dir=_data_dir(config),
+        subset=_subset(phase.subset),
+        seed=config.seed,
+        augment=config.augment,
+    )
+    eval_sets = _eval_sets(config, phase)
+    steps_per_epoch = int(train_set.cardinality())
+    if steps_per_epoch < 1:
+        raise ValueError(
+            f"{phase.dataset}:{phase.split} has fewer examples than one batch of "
+            f"{config.batch_size}; lower --batch_size."
+        )
+    args = network_args(config, dataset_info)
+    start = init_checkpoint(config, workdir) if phase.name == "tune" else None
+    if start is not None:
+        args = _inherit_architecture(start, args)
+
+    with strategy.scope():
+        network = resnet18(**args)
+        model = objective_class(phase.objective)(
+            network,
+            beta=phase.beta,
+            eps=config.eps,
+            attack_steps=config.attack_steps,
+            attack_step_size=config.attack_step_size,
+            eval_attack_steps=config.eval_attack_steps,
+            eval_attack_step_size=config.eval_attack_step_size,
+            norm=config.attack_norm,
+            attack_bn_training=config.attack_bn_training,
+            weight_decay=config.weight_decay,
+            seed=config.seed,
+        )
+        optimizer = keras.optimizers.SGD(
+            learning_rate_schedule(
+                config.lr_schedule, phase.learning_rate, phase.epochs * steps_per_epoch
+            ),
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+        )
+        model.compile(
+            optimizer=optimizer,
+            jit_compile=config.jit_compile,
+            steps_per_execution=config.steps_per_execution,
+        )
+        state = checkpoints.restore_latest(phase_dir, network, optimizer)
+        if state is None and start is not None:
+            checkpoints.restore(start, network)  # weights only: the optimizer starts fresh
+    initial_epoch = state["epoch"] if state else 0
+
+    (phase_dir / "config.json").write_text(
+        json.dumps({"phase": dataclasses.asdict(phase), **config.to_dict()}, indent=2)
+    )
+    sample_images, sample_labels = next(iter(eval_sets["test"]))
+    fit_callbacks = [
+        callbacks.Throughput(config.batch_size),
+        callbacks.PeriodicEvaluation(eval_sets, config.eval_every, phase.epochs),
+        callbacks.MetricsLog(phase_dir / "metrics.jsonl", phase.name, initial_epoch),
+        callbacks.TensorBoardLog(
+            phase_dir / "tensorboard",
+            _hparams(config, phase),
+            sample_images[:4],
+            sample_labels[:4],
+        ),
+        callbacks.EpochCheckpoint(phase_dir, args, config.keep_checkpoints),
+        callbacks.EpochSummary(phase.name, phase.epochs),
+    ]
+    if initial_epoch < phase.epochs:
+        print(
+            f"{phase.name}: {phase.objective} (beta {phase.beta}) on {phase.dataset}:{phase.split}"
+            f", epochs {initial_epoch + 1}..{phase.epochs}, {steps_per_epoch} steps each",
+            flush=True,
+        )
+        model.fit(
+            train_set,
+            epochs=phase.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=fit_callbacks,
+            verbose=1 if sys.stdout.isatty() else 0,
+        )
+    export.export_saved_model(network, phase_dir / "saved_model")
+    records = callbacks.read_metrics(phase_dir / "metrics.jsonl")
+    return records[-1] if records else {}
+
+
+def _inherit_architecture(checkpoint: Path, args: dict) -> dict:
+    """The starting checkpoint's network arguments (its input normalization included), after
+    checking that the tune data fits them."""
+    saved = json.loads((checkpoint / "network.json").read_text())
+    for key in ("num_classes", "width", "input_shape"):
+        if saved[key] != args[key]:
+            raise ValueError(
+                f"The tune phase cannot start from {checkpoint}: its {key} is {saved[key]}, "
+                f"the tune data and config need {args[key]}."
+            )
+    return saved
+
+
+def _hparams(config, phase: Phase) -> dict:
+    """What the TensorBoard HParams dashboard compares across runs of a sweep."""
+    return {
+        "phase": phase.name,
+        "objective": phase.objective,
+        "beta": float(phase.beta),
+        "dataset": phase.dataset,
+        "pretrain_dataset": config.pretrain_dataset,
+        "eps": float(config.eps),
+        "learning_rate": float(phase.learning_rate),
+        "epochs": phase.epochs,
+        "width": config.width,
+        "seed": config.seed,
+    }
