@@ -108,6 +108,8 @@ def main(argv):
 
     from tf_advreg.training import phases, run_config, strategy
 
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter hides the summary
     config = _effective_config()
     try:
         run_config.validate(config)

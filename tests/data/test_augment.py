@@ -80,21 +80,28 @@ def test_cutout_blacks_out_one_square_of_half_the_side():
     assert ((result == 0).sum(axis=(1, 2)) == 16).any()
 
 
-def test_same_seed_same_augmentation_new_each_epoch():
+def test_same_seed_same_augmentation_new_each_batch():
     images = np.random.default_rng(3).uniform(size=(8, 32, 32, 3)).astype(np.float32)
-    batches = tf.data.Dataset.from_tensors((images, np.zeros(8, np.int32)))
+    batches = tf.data.Dataset.from_tensors((images, np.zeros(8, np.int32))).repeat(2)
 
-    def two_epochs(seed):
+    def augmented_batches(seed, first_batch=0):
         dataset = augment.augment_batches(
-            batches, "default", image_shape=(32, 32, 3), allow_hflip=True, seed=seed
+            batches,
+            "default",
+            image_shape=(32, 32, 3),
+            allow_hflip=True,
+            seed=seed,
+            first_batch=first_batch,
         )
-        return [out for out, _ in dataset.repeat(2).as_numpy_iterator()]
+        return [out for out, _ in dataset.as_numpy_iterator()]
 
-    first, second = two_epochs(5)
+    first, second = augmented_batches(5)
 
-    np.testing.assert_array_equal(two_epochs(5)[0], first)
+    np.testing.assert_array_equal(augmented_batches(5)[0], first)
     assert not np.array_equal(first, second)
-    assert not np.array_equal(two_epochs(6)[0], first)
+    assert not np.array_equal(augmented_batches(6)[0], first)
+    # A stream that starts at batch 1 (a resumed run) replays batch 1 exactly.
+    np.testing.assert_array_equal(augmented_batches(5, first_batch=1)[0], second)
 
 
 def test_unknown_policy_lists_the_known_ones():

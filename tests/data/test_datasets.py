@@ -25,7 +25,6 @@ def mock_tfds(tmp_path):
 
 def test_cifar10_training_batches(mock_tfds):
     dataset = data.load("cifar10", "train", batch_size=4, training=True, augment="randaugment")
-
     batches, images, labels = collect(dataset)
 
     assert [len(batch[1]) for batch in batches] == [4, 4]  # the remainder of 2 is dropped
@@ -125,9 +124,9 @@ def test_digits_pipeline_does_not_depend_on_seed():
 def test_training_shuffle_is_seeded_and_changes_every_epoch():
     def first_epochs(seed):
         dataset = data.load(
-            "digits", "tune", batch_size=300, training=True, augment="none", seed=seed
+            "digits", "tune", batch_size=300, training=True, augment="none", seed=seed, num_epochs=2
         )
-        return [labels for _, labels in dataset.repeat(2).as_numpy_iterator()]
+        return [labels for _, labels in dataset.as_numpy_iterator()]
 
     epoch1, epoch2 = first_epochs(0)
 
@@ -180,3 +179,30 @@ def test_bad_input_raises_a_helpful_value_error(name, kwargs, names_in_message):
         data.load(name, arguments.pop("split"), **arguments)
 
     assert all(word in str(error.value) for word in names_in_message)
+
+
+def test_resumed_training_stream_replays_the_uninterrupted_one():
+    """Epoch e depends on (seed, e) alone: starting at epoch 2 gives epochs 2, 3 of a full run."""
+
+    def stream(start_epoch, epochs):
+        dataset = data.load(
+            "digits",
+            "tune",
+            batch_size=100,
+            training=True,
+            seed=3,
+            start_epoch=start_epoch,
+            num_epochs=epochs,
+        )
+        return list(dataset.as_numpy_iterator())
+
+    uninterrupted, resumed = stream(0, 4), stream(2, 2)
+    assert len(uninterrupted) == 12 and len(resumed) == 6
+    for (images, labels), (images_resumed, labels_resumed) in zip(uninterrupted[6:], resumed):
+        np.testing.assert_array_equal(images, images_resumed)
+        np.testing.assert_array_equal(labels, labels_resumed)
+    assert not np.array_equal(uninterrupted[0][0], uninterrupted[3][0])
+
+
+def test_split_size_adds_joined_splits():
+    assert data.split_size("digits", "pretrain+tune") == data.split_size("digits", "train")

@@ -9,6 +9,7 @@ from tf_advreg.data.datasets import (
     balanced_subset,
     info,
     load,
+    split_size,
 )
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "balanced_subset",
     "info",
     "load",
+    "split_size",
 ]

@@ -2,8 +2,8 @@
 
 Every policy maps float32 images in [0, 1] to images of the same shape and range and leaves
 the integer labels alone, because the adversarial losses need hard labels. Randomness comes
-from stateless ops keyed by a per-batch seed drawn from the pipeline seed, so a run is
-reproducible and still sees new crops every epoch.
+from stateless ops keyed by a per-batch seed derived from the epoch's seed, so a run is
+reproducible, replays exactly when resumed, and still sees new crops every epoch.
 """
 
 from __future__ import annotations
@@ -91,9 +91,13 @@ def _then(first: _Policy, second: _Policy) -> _Policy:
     return policy
 
 
-def _randaugment(seed: int) -> _Policy:
-    """keras_cv RandAugment with its default strength; grayscale images go through as RGB."""
-    layer = keras_cv.layers.RandAugment(value_range=(0, 1), seed=seed)
+def _randaugment() -> _Policy:
+    """keras_cv RandAugment with its default strength; grayscale images go through as RGB.
+
+    Its randomness comes from keras-cv's own generator, not the per-batch seed, so unlike the
+    other policies it does not replay exactly when a run resumes.
+    """
+    layer = keras_cv.layers.RandAugment(value_range=(0, 1))
 
     def apply(images: tf.Tensor, _: tf.Tensor) -> tf.Tensor:
         grayscale = images.shape[-1] == 1
@@ -105,13 +109,13 @@ def _randaugment(seed: int) -> _Policy:
     return apply
 
 
-def _build(name: str, image_shape: tuple[int, int, int], allow_hflip: bool, seed: int) -> _Policy:
+def _build(name: str, image_shape: tuple[int, int, int], allow_hflip: bool) -> _Policy:
     crop_flip = _crop_flip(image_shape, allow_hflip)
     if name == "default":
         return crop_flip
     if name == "cutout":
         return _then(crop_flip, random_cutout)
-    return _then(crop_flip, _randaugment(seed))
+    return _then(crop_flip, _randaugment())
 
 
 def augment_batches(
@@ -121,14 +125,22 @@ def augment_batches(
     image_shape: tuple[int, int, int],
     allow_hflip: bool,
     seed: int,
+    first_batch: int = 0,
 ) -> tf.data.Dataset:
-    """Applies `policy` to a dataset of (float images in [0, 1], labels) batches."""
+    """Applies `policy` to a dataset of (float images in [0, 1], labels) batches.
+
+    Batch i of the stream draws from the stateless seed fold_in([seed, 0], first_batch + i):
+    a stream resumed at batch k with `first_batch=k` replays the original exactly.
+    """
     check_policy(policy)
     if policy == "none":
         return batches
-    augment = _build(policy, image_shape, allow_hflip, seed)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip(batches, seeds).map(
-        lambda batch, batch_seed: (augment(batch[0], batch_seed), batch[1]),
+    stream_seed = tf.constant([seed, 0], tf.int64)
+    augment = _build(policy, image_shape, allow_hflip)
+    return batches.enumerate(start=first_batch).map(
+        lambda index, batch: (
+            augment(batch[0], tf.random.experimental.stateless_fold_in(stream_seed, index)),
+            batch[1],
+        ),
         num_parallel_calls=tf.data.AUTOTUNE,
     )

@@ -90,13 +90,17 @@ def load(
     seed: int = 0,
     augment: str = "default",
     manual_dir: str | None = None,
+    start_epoch: int = 0,
+    num_epochs: int = 1,
 ) -> tf.data.Dataset:
     """Batches of (float32 images [B, H, W, C] in [0, 1], int32 labels [B]).
 
-    Images are decoded once and cached as uint8 in memory. Training shuffles (seeded, new order
-    every epoch), drops the last partial batch and augments; evaluation does neither.
-    `subset` keeps a class-balanced sample of that many examples, chosen by `seed` before
-    decoding, so only the sample is decoded and held in memory.
+    Images are decoded once and cached as uint8 in memory. Evaluation (`training=False`) reads
+    the split once, in order, keeping the last partial batch. Training yields epochs
+    `start_epoch .. start_epoch + num_epochs - 1`, each of `split_size(...) // batch_size`
+    full batches: epoch e is shuffled and augmented from (`seed`, e) alone, so a run resumed
+    with `start_epoch=e` sees exactly the batches an uninterrupted run would.
+    `subset` keeps a class-balanced sample of that many examples, chosen by `seed`.
     `split` may join splits with "+", e.g. "train+validation". For TFDS datasets, `data_dir`
     is the TFDS data directory and `manual_dir` holds manually downloaded files (default
     <data_dir>/downloads/manual).
@@ -114,26 +118,54 @@ def load(
     if subset is not None:
         chosen = balanced_subset(source.labels(), subset, dataset_info.num_classes, seed)
     size = source.size if chosen is None else len(chosen)
-    if training and batch_size > size:
-        raise ValueError(
-            f"batch_size={batch_size} exceeds the {size} training examples, so training would "
-            f"drop every batch; use a batch_size of at most {size}."
-        )
     examples = source.examples(chosen).cache()
-    if training:
-        examples = examples.shuffle(size, seed=seed, reshuffle_each_iteration=True)
-    batches = examples.batch(
-        batch_size, drop_remainder=training, num_parallel_calls=tf.data.AUTOTUNE
-    ).map(_to_unit_float, num_parallel_calls=tf.data.AUTOTUNE)
-    if training:
-        batches = augment_lib.augment_batches(
-            batches,
-            augment,
-            image_shape=dataset_info.image_shape,
-            allow_hflip=dataset_info.allow_hflip,
-            seed=seed,
+    if not training:
+        batches = examples.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE)
+        return batches.map(_to_unit_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+            tf.data.AUTOTUNE
         )
+    if batch_size > size:
+        raise ValueError(
+            f"batch_size {batch_size} exceeds the {size} training examples of {name}:{split}; "
+            "training drops partial batches, so choose a batch_size <= the split size."
+        )
+
+    steps = size // batch_size
+    # One dataset per epoch, each shuffled with its own Python-int seed (a tensor seed breaks
+    # under a global TF seed), read one after another.
+    epochs = [
+        examples.shuffle(size, seed=_epoch_seed(seed, epoch)).batch(
+            batch_size, drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE
+        )
+        for epoch in range(start_epoch, start_epoch + num_epochs)
+    ]
+    order = tf.data.Dataset.range(num_epochs).flat_map(
+        lambda epoch: tf.data.Dataset.from_tensors(epoch).repeat(steps)
+    )
+    batches = tf.data.Dataset.choose_from_datasets(epochs, order)
+    batches = batches.map(_to_unit_float, num_parallel_calls=tf.data.AUTOTUNE)
+    batches = augment_lib.augment_batches(
+        batches,
+        augment,
+        image_shape=dataset_info.image_shape,
+        allow_hflip=dataset_info.allow_hflip,
+        seed=seed,
+        first_batch=start_epoch * steps,
+    )
     return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """A shuffle seed that depends on (seed, epoch) alone, stable across processes."""
+    digest = hashlib.sha256(f"{seed}:{epoch}".encode()).digest()
+    return int.from_bytes(digest[:7], "little")
+
+
+def split_size(name: str, split: str, data_dir: str | None = None) -> int:
+    """Examples in a split ("a+b" adds up), from metadata alone."""
+    dataset_info = info(name, data_dir)
+    _check_split(dataset_info, split)
+    return sum(dataset_info.split_sizes[part] for part in split.split("+"))
 
 
 def balanced_subset(labels: np.ndarray, size: int, num_classes: int, seed: int) -> np.ndarray:

@@ -90,16 +90,25 @@ def _data_dir(config) -> str | None:
 
 
 def _eval_sets(config, phase: Phase) -> dict[str, tf.data.Dataset]:
-    """test and train splits of the phase's data; while tuning, the pretraining data too."""
-    load = lambda name, split, subset: data.load(  # noqa: E731
-        name,
-        split,
-        batch_size=config.batch_size,
-        training=False,
-        data_dir=_data_dir(config),
-        subset=_subset(subset),
-        seed=config.seed,
-    )
+    """test and train splits of the phase's data; while tuning, the pretraining data too.
+
+    Training splits are evaluated on a class-balanced sample of `train_eval_subset` examples
+    (the whole split when it is smaller).
+    """
+
+    def load(name: str, split: str, subset: int) -> tf.data.Dataset:
+        if subset >= data.split_size(name, split, _data_dir(config)):
+            subset = 0
+        return data.load(
+            name,
+            split,
+            batch_size=config.batch_size,
+            training=False,
+            data_dir=_data_dir(config),
+            subset=_subset(subset),
+            seed=config.seed,
+        )
+
     sets = {
         "test": load(phase.dataset, config.test_split, 0),
         "train": load(phase.dataset, phase.split, config.train_eval_subset),
@@ -159,23 +168,16 @@ def run_phase(
     phase_dir = _output_dir(workdir, phase.name, strategy)
     phase_dir.mkdir(parents=True, exist_ok=True)
     dataset_info = data.info(phase.dataset, _data_dir(config))
-    train_set = data.load(
-        phase.dataset,
-        phase.split,
-        batch_size=config.batch_size,
-        training=True,
-        data_dir=_data_dir(config),
-        subset=_subset(phase.subset),
-        seed=config.seed,
-        augment=config.augment,
+    train_size = _subset(phase.subset) or data.split_size(
+        phase.dataset, phase.split, _data_dir(config)
     )
-    eval_sets = _eval_sets(config, phase)
-    steps_per_epoch = int(train_set.cardinality())
+    steps_per_epoch = train_size // config.batch_size
     if steps_per_epoch < 1:
         raise ValueError(
-            f"{phase.dataset}:{phase.split} has fewer examples than one batch of "
+            f"{phase.dataset}:{phase.split} has {train_size} examples, fewer than one batch of "
             f"{config.batch_size}; lower --batch_size."
         )
+    eval_sets = _eval_sets(config, phase)
     args = network_args(config, dataset_info)
     start = init_checkpoint(config, workdir) if phase.name == "tune" else None
     if start is not None:
@@ -212,6 +214,18 @@ def run_phase(
         if state is None and start is not None:
             checkpoints.restore(start, network)  # weights only: the optimizer starts fresh
     initial_epoch = state["epoch"] if state else 0
+    train_set = data.load(
+        phase.dataset,
+        phase.split,
+        batch_size=config.batch_size,
+        training=True,
+        data_dir=_data_dir(config),
+        subset=_subset(phase.subset),
+        seed=config.seed,
+        augment=config.augment,
+        start_epoch=initial_epoch,
+        num_epochs=max(phase.epochs - initial_epoch, 1),
+    )
 
     (phase_dir / "config.json").write_text(
         json.dumps({"phase": dataclasses.asdict(phase), **config.to_dict()}, indent=2)
@@ -240,7 +254,9 @@ def run_phase(
             train_set,
             epochs=phase.epochs,
             initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
             callbacks=fit_callbacks,
+            shuffle=False,  # the dataset shuffles itself, seeded
             verbose=1 if sys.stdout.isatty() else 0,
         )
     export.export_saved_model(network, phase_dir / "saved_model")
