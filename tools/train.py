@@ -115,6 +115,7 @@ def main(argv):
         run_config.validate(config)
         if config.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        phases.check_tune_start(config, config.workdir)
         distribution = strategy.make_strategy(config.strategy)
         workdir = run_config.prepare_workdir(config.workdir, config, _OVERWRITE.value)
         keras.utils.set_random_seed(config.seed)

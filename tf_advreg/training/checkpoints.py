@@ -55,10 +55,7 @@ def save(
     try:
         (staging / "network.json").write_text(json.dumps(network_args, indent=2))
         network.save_weights(staging / "network.weights.h5")
-        np.savez(
-            staging / "optimizer.npz",
-            **{f"{i:04d}": np.asarray(v) for i, v in enumerate(optimizer.variables)},
-        )
+        np.savez(staging / "optimizer.npz", **_optimizer_state(optimizer))
         state = {"epoch": epoch, "metrics": {k: float(v) for k, v in metrics.items()}}
         (staging / "state.json").write_text(json.dumps(state, indent=2))
         _fsync_tree(staging)
@@ -105,15 +102,25 @@ def restore(
     if optimizer is not None:
         optimizer.build(network.trainable_variables)
         with np.load(checkpoint / "optimizer.npz") as saved:
-            values = [saved[key] for key in sorted(saved.files)]
-        if len(values) != len(optimizer.variables):
+            values = {key: saved[key] for key in saved.files}
+        wanted = _optimizer_state(optimizer)
+        if set(values) != set(wanted):
             raise ValueError(
-                f"{checkpoint}: optimizer state has {len(values)} variables, "
-                f"the optimizer has {len(optimizer.variables)}."
+                f"{checkpoint}: its optimizer state ({len(values)} variables) does not match "
+                f"this optimizer's ({len(wanted)})."
             )
-        for variable, value in zip(optimizer.variables, values):
-            variable.assign(value)
+        for variable in optimizer.variables:
+            if variable.path in values:
+                variable.assign(values[variable.path])
     return state
+
+
+def _optimizer_state(optimizer: keras.optimizers.Optimizer) -> dict[str, np.ndarray]:
+    """The step counter and slot variables, by path. The learning rate is left out: it comes
+    from the config (a variable for a constant rate, a function of the step otherwise)."""
+    return {
+        v.path: np.asarray(v) for v in optimizer.variables if not v.path.endswith("learning_rate")
+    }
 
 
 def restore_latest(

@@ -131,6 +131,14 @@ def network_args(config, dataset_info: data.DatasetInfo) -> dict:
     }
 
 
+def check_tune_start(config, workdir: str | os.PathLike) -> None:
+    """Fails before anything is written when the tune phase would have nothing to start from."""
+    if not config.tune_dataset:
+        return
+    if config.tune_init_checkpoint or config.pretrain_epochs == 0:
+        init_checkpoint(config, Path(workdir))
+
+
 def init_checkpoint(config, workdir: Path) -> Path:
     """The checkpoint the tune phase starts from; a clear error if it does not exist."""
     if config.tune_init_checkpoint:

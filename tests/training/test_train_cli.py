@@ -1,0 +1,198 @@
+"""End-to-end runs of `python -m tools.train` on the embedded digits data, at tiny scale."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_advreg.training import checkpoints
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = [
+    "--width=4",
+    "--batch_size=100",
+    "--pretrain_epochs=1",
+    "--tune_epochs=1",
+    "--attack_steps=2",
+    "--eval_attack_steps=2",
+    "--train_eval_subset=100",
+    "--jit_compile=false",
+]
+
+
+def train(workdir, *args, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, "-m", "tools.train", f"--workdir={workdir}", *TINY, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def snapshot(directory: Path) -> dict:
+    """Every file under `directory` with its size and modification time."""
+    return {
+        str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run") / "digits"
+    result = train(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, result
+
+
+def test_pretrain_then_tune_writes_every_output(finished_run):
+    workdir, result = finished_run
+    for phase in ("pretrain", "tune"):
+        phase_dir = workdir / phase
+        assert (phase_dir / "checkpoints" / "epoch_0001" / "network.weights.h5").is_file()
+        assert (phase_dir / "saved_model" / "saved_model.pb").is_file()
+        assert list((phase_dir / "tensorboard").glob("events.out.tfevents.*"))
+        config = json.loads((phase_dir / "config.json").read_text())
+        assert config["phase"]["name"] == phase
+        records = [json.loads(line) for line in (phase_dir / "metrics.jsonl").open()]
+        assert [r["epoch"] for r in records] == [1]
+        for key in ("test/natural_accuracy", "test/adversarial_accuracy", "train/natural_accuracy"):
+            assert 0.0 <= records[0][key] <= 1.0
+    tune = json.loads((workdir / "tune" / "metrics.jsonl").read_text().splitlines()[0])
+    assert "pretrain_train/adversarial_accuracy" in tune  # thesis Figures 5-1..5-4
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved["width"] == 4 and saved["pretrain_dataset"] == "digits"
+    assert "tensorboard --logdir" in result.stdout
+    assert str(workdir / "tune" / "saved_model") in result.stdout
+    assert "Final metrics (tune, epoch 1)" in result.stdout
+
+
+def test_tensorboard_holds_scalars_hparams_and_images(finished_run):
+    workdir, _ = finished_run
+    tags = set()
+    for event_file in (workdir / "tune" / "tensorboard").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags.update(value.tag for value in event.summary.value)
+    expected = {
+        "fit/loss",
+        "fit/natural_accuracy",
+        "fit/adversarial_accuracy",
+        "test/natural_accuracy",
+        "test/adversarial_accuracy",
+        "train/adversarial_accuracy",
+        "pretrain_train/adversarial_accuracy",
+        "learning_rate",
+        "examples_per_second",
+        "images/clean",
+        "images/adversarial",
+        "images/perturbation",
+        "_hparams_/session_start_info",
+    }
+    assert expected <= tags, expected - tags
+
+
+def test_saved_model_gives_the_checkpoints_logits(finished_run):
+    workdir, _ = finished_run
+    checkpoint = checkpoints.list_checkpoints(workdir / "tune")[-1]
+    network = checkpoints.build_network(checkpoint)
+    images = np.random.default_rng(0).uniform(size=(5, 8, 8, 1)).astype("float32")
+    serving = tf.saved_model.load(str(workdir / "tune" / "saved_model"))
+    exported = serving.signatures["serving_default"](images=tf.constant(images))["logits"]
+    np.testing.assert_allclose(exported.numpy(), network(images).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_tuning_starts_from_the_pretrained_weights(finished_run):
+    workdir, _ = finished_run
+    pretrained = checkpoints.build_network(checkpoints.list_checkpoints(workdir / "pretrain")[-1])
+    tuned = checkpoints.build_network(checkpoints.list_checkpoints(workdir / "tune")[-1])
+    fresh_init_distance = 0.0
+    for p, t in zip(pretrained.trainable_weights, tuned.trainable_weights):
+        fresh_init_distance = max(fresh_init_distance, float(np.abs(p.numpy() - t.numpy()).max()))
+    # One tune epoch at lr 0.01 moves the weights a little, not as far as a fresh init would.
+    assert 0 < fresh_init_distance < 0.5
+
+
+def test_rerun_with_more_epochs_continues_at_the_next_epoch(tmp_path):
+    workdir = tmp_path / "run"
+    first = train(workdir, "--tune_dataset=")
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = train(workdir, "--tune_dataset=", "--pretrain_epochs=2")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "epochs 2..2" in second.stdout
+    records = [json.loads(line) for line in (workdir / "pretrain" / "metrics.jsonl").open()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert checkpoints.list_checkpoints(workdir / "pretrain")[-1].name == "epoch_0002"
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    args = ["--tune_dataset=", "--pretrain_epochs=2", "--seed=3"]
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "tools.train", f"--workdir={killed}", *TINY, *args]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        first_checkpoint = checkpoints.checkpoint_dir(killed / "pretrain", 1)
+        deadline = time.monotonic() + 300
+        while not first_checkpoint.exists() and process.poll() is None:
+            assert time.monotonic() < deadline, "the run never finished its first epoch"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+
+    resumed = train(killed, *args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "epochs 2..2" in resumed.stdout
+    straight = tmp_path / "straight"
+    result = train(straight, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    a = checkpoints.build_network(checkpoints.checkpoint_dir(killed / "pretrain", 2))
+    b = checkpoints.build_network(checkpoints.checkpoint_dir(straight / "pretrain", 2))
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_allclose(wa.numpy(), wb.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--pretrain_objective=fgsm"], "Unknown objective 'fgsm'"),
+        (["--tune_dataset=mnist"], "Unknown tune_dataset 'mnist'"),
+        (["--eps=-0.1"], "eps must be in [0, 1]"),
+        (["--tune_beta=-1"], "tune_beta must be >= 0"),
+        (["--tune_init_checkpoint=/nonexistent/epoch_0003"], "is not a checkpoint"),
+        (["--width=8"], "holds a run with a different config (width: 4 -> 8)"),
+    ],
+)
+def test_bad_input_is_one_line_and_leaves_the_workdir_alone(finished_run, args, message):
+    workdir, _ = finished_run
+    before = snapshot(workdir)
+    result = train(workdir, *args, timeout=120)
+    assert_one_line_error(result, message)
+    assert snapshot(workdir) == before
+
+
+def test_tune_without_a_pretrain_checkpoint_fails_before_writing(tmp_path):
+    workdir = tmp_path / "new"
+    result = train(workdir, "--pretrain_epochs=0", timeout=120)
+    assert_one_line_error(result, "needs a pretrain checkpoint")
+    assert not workdir.exists()
+
+
+def assert_one_line_error(result, message):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and message in error_lines[0], result.stderr[-2000:]
