@@ -34,7 +34,7 @@ def _python_files(folder):
 def test_every_python_file_is_in_exactly_one_target_of_the_right_kind():
     targets = _targets()
     owner = {}
-    for name, (kind, srcs, _) in targets.items():
+    for name, (_, srcs, _) in targets.items():
         for src in srcs:
             assert src not in owner, f"{src} is in both {owner[src]} and {name}"
             owner[src] = name
@@ -44,7 +44,9 @@ def test_every_python_file_is_in_exactly_one_target_of_the_right_kind():
         for path in sorted(_python_files(folder)):
             assert path in owner, f"{path} is not named in BUILD"
             name = Path(path).name
-            is_entry_point = name.startswith("test_") if folder == "tests" else name != "__init__.py"
+            is_entry_point = (
+                name.startswith("test_") if folder == "tests" else name != "__init__.py"
+            )
             if is_entry_point:
                 actual = targets[owner[path]][0]
                 assert actual == kind, f"{path} belongs in a {kind}, found {actual}"

@@ -103,24 +103,28 @@ def restore(
         optimizer.build(network.trainable_variables)
         with np.load(checkpoint / "optimizer.npz") as saved:
             values = {key: saved[key] for key in saved.files}
-        wanted = _optimizer_state(optimizer)
-        if set(values) != set(wanted):
+        variables = _optimizer_variables(optimizer)
+        if len(values) != len(variables):
             raise ValueError(
-                f"{checkpoint}: its optimizer state ({len(values)} variables) does not match "
-                f"this optimizer's ({len(wanted)})."
+                f"{checkpoint}: its optimizer state has {len(values)} variables, this "
+                f"optimizer has {len(variables)}."
             )
-        for variable in optimizer.variables:
-            if variable.path in values:
-                variable.assign(values[variable.path])
+        for variable, key in zip(variables, sorted(values)):
+            variable.assign(values[key])
     return state
 
 
+def _optimizer_variables(optimizer: keras.optimizers.Optimizer) -> list:
+    """The step counter and slot variables, in creation order (their names vary by process).
+
+    The learning rate is left out: it comes from the config (a variable for a constant rate, a
+    function of the step otherwise).
+    """
+    return [v for v in optimizer.variables if not v.path.endswith("learning_rate")]
+
+
 def _optimizer_state(optimizer: keras.optimizers.Optimizer) -> dict[str, np.ndarray]:
-    """The step counter and slot variables, by path. The learning rate is left out: it comes
-    from the config (a variable for a constant rate, a function of the step otherwise)."""
-    return {
-        v.path: np.asarray(v) for v in optimizer.variables if not v.path.endswith("learning_rate")
-    }
+    return {f"{i:04d}": np.asarray(v) for i, v in enumerate(_optimizer_variables(optimizer))}
 
 
 def restore_latest(

@@ -1,0 +1,85 @@
+"""Config validation and the workdir guard, without training anything."""
+
+import json
+
+import pytest
+
+from configs import default, digits_demo
+from tf_advreg.training import phases, run_config
+
+
+def test_thesis_and_demo_configs_are_valid():
+    run_config.validate(default.get_config())
+    run_config.validate(digits_demo.get_config())
+
+
+def test_thesis_defaults_are_the_thesis_settings():
+    config = default.get_config()
+    assert (config.eps, config.attack_steps, config.attack_step_size) == (0.03, 10, 0.007)
+    assert (config.eval_attack_steps, config.eval_attack_step_size) == (20, 0.003)
+    assert (config.pretrain_epochs, config.tune_epochs, config.batch_size) == (100, 100, 100)
+    assert (config.pretrain_lr, config.tune_lr) == (0.1, 0.001)
+    assert (config.pretrain_dataset, config.pretrain_split) == ("cinic10", "train+validation")
+    assert config.tune_dataset == "cifar10" and config.width == 64
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("pretrain_dataset", "imagenet", "Unknown pretrain_dataset 'imagenet'"),
+        ("tune_objective", "pgd", "Unknown objective 'pgd'"),
+        ("eps", 1.5, "eps must be in [0, 1]"),
+        ("pretrain_beta", -0.5, "pretrain_beta must be >= 0"),
+        ("attack_step_size", 0.0, "step_size must be > 0"),
+        ("lr_schedule", "linear", "Unknown lr_schedule 'linear'"),
+        ("strategy", "tpu", "Unknown strategy 'tpu'"),
+        ("augment", "mixup", "Unknown augmentation policy 'mixup'"),
+        ("batch_size", 0, "batch_size must be >= 1"),
+    ],
+)
+def test_bad_fields_are_named(field, value, message):
+    config = digits_demo.get_config()
+    config[field] = value
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        run_config.validate(config)
+
+
+def test_workdir_guard_refuses_a_different_run_and_allows_more_epochs(tmp_path):
+    config = digits_demo.get_config()
+    run_config.prepare_workdir(tmp_path / "run", config, overwrite=False)
+    config.pretrain_epochs += 5  # resumable: continue the same run
+    run_config.prepare_workdir(tmp_path / "run", config, overwrite=False)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["pretrain_epochs"] == 13
+    config.eps = 0.2
+    with pytest.raises(ValueError, match="eps: 0.1 -> 0.2"):
+        run_config.prepare_workdir(tmp_path / "run", config, overwrite=False)
+    (tmp_path / "run" / "marker").write_text("old run")
+    run_config.prepare_workdir(tmp_path / "run", config, overwrite=True)
+    assert not (tmp_path / "run" / "marker").exists()
+
+
+def test_workdir_guard_never_deletes_a_directory_that_is_not_a_run(tmp_path):
+    (tmp_path / "notes.txt").write_text("precious")
+    with pytest.raises(ValueError, match="holds no tf_advreg run"):
+        run_config.prepare_workdir(tmp_path, digits_demo.get_config(), overwrite=True)
+    assert (tmp_path / "notes.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize("kind", ["step", "cosine", "constant"])
+def test_learning_rate_schedules(kind):
+    schedule = phases.learning_rate_schedule(kind, 0.1, total_steps=100)
+    rate = (lambda step: float(schedule(step))) if callable(schedule) else (lambda step: schedule)
+    assert rate(0) == pytest.approx(0.1)
+    if kind == "step":
+        assert rate(49) == pytest.approx(0.1) and rate(60) == pytest.approx(0.01)
+        assert rate(80) == pytest.approx(0.001)
+    if kind == "cosine":
+        assert rate(50) == pytest.approx(0.05, rel=1e-3) and rate(100) == pytest.approx(0.0)
+
+
+def test_phases_follow_the_config():
+    config = digits_demo.get_config()
+    names = [p.name for p in phases.phases_from_config(config)]
+    assert names == ["pretrain", "tune"]
+    config.tune_dataset = ""
+    assert [p.name for p in phases.phases_from_config(config)] == ["pretrain"]

@@ -1,0 +1,144 @@
+"""Evaluation results as a JSON document (schema: result_schema.json), CSV rows and text tables."""
+
+import csv
+import datetime
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import tf_advreg
+from tf_advreg.evaluation.robustness import Outcome, result_record
+from tf_advreg.evaluation.sanity import Check
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("result_schema.json")
+CSV_COLUMNS = (
+    "epoch",
+    "model",
+    "dataset",
+    "split",
+    "attack",
+    "eps",
+    "norm",
+    "steps",
+    "step_size",
+    "restarts",
+    "correct",
+    "total",
+    "accuracy",
+    "ci95_low",
+    "ci95_high",
+    "seconds",
+)
+
+
+def evaluation_record(model: dict, data: dict, outcomes: Sequence[Outcome], seconds: float) -> dict:
+    """One model on one split: `model` and `data` are identity records (see the schema)."""
+    return {
+        "model": model,
+        "data": data,
+        "results": [result_record(o) for o in outcomes],
+        "seconds": round(seconds, 3),
+    }
+
+
+def sanity_record(model: dict, data: dict, attack: dict, checks: Sequence[Check]) -> dict:
+    return {
+        "model": model,
+        "data": data,
+        "attack": attack,
+        "checks": [c.record() for c in checks],
+        "passed": all(c.passed for c in checks),
+    }
+
+
+def document(evaluations: list[dict], sanity: dict | None, seconds: float) -> dict:
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "tf_advreg_version": tf_advreg.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "evaluations": evaluations,
+        "seconds": round(seconds, 3),
+    }
+    if sanity is not None:
+        doc["sanity_checks"] = sanity
+    return doc
+
+
+def schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def _rows(doc: dict):
+    for evaluation in doc["evaluations"]:
+        for result in evaluation["results"]:
+            settings = result["settings"]
+            yield {
+                "epoch": evaluation["model"]["epoch"],
+                "model": evaluation["model"]["path"],
+                "dataset": evaluation["data"]["dataset"],
+                "split": evaluation["data"]["split"],
+                "attack": result["attack"],
+                **{key: settings.get(key) for key in CSV_COLUMNS[5:10]},
+                "correct": result["correct"],
+                "total": result["total"],
+                "accuracy": result["accuracy"],
+                "ci95_low": result["ci95"]["low"],
+                "ci95_high": result["ci95"]["high"],
+                "seconds": result["seconds"],
+            }
+
+
+def write_json(doc: dict, path: str | os.PathLike) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def write_csv(doc: dict, path: str | os.PathLike) -> None:
+    """One row per (model, split, attack): the series thesis Figures 5-1..5-4 plot."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(_rows(doc))
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    lines = [header, ["-" * w for w in widths], *rows]
+    return "\n".join(
+        "  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines
+    )
+
+
+def _shown(value) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def format_results(doc: dict) -> str:
+    header = ("epoch", "split", "attack", "eps", "steps", "restarts", "accuracy", "95% CI", "n")
+    rows = []
+    for row in _rows(doc):
+        accuracy = "-" if row["accuracy"] is None else f"{100 * row['accuracy']:.2f} %"
+        rows.append(
+            (
+                _shown(row["epoch"]),
+                row["split"],
+                row["attack"],
+                _shown(row["eps"]),
+                _shown(row["steps"]),
+                _shown(row["restarts"]),
+                accuracy,
+                f"[{100 * row['ci95_low']:.1f}, {100 * row['ci95_high']:.1f}]",
+                f"{row['correct']}/{row['total']}",
+            )
+        )
+    models = sorted({e["model"]["path"] for e in doc["evaluations"]})
+    return "\n".join([f"model: {m}" for m in models] + [_table(header, rows)])
+
+
+def format_checks(sanity: dict) -> str:
+    rows = [(c["name"], "PASS" if c["passed"] else "FAIL", c["detail"]) for c in sanity["checks"]]
+    verdict = "all checks passed" if sanity["passed"] else "SOME CHECKS FAILED"
+    return f"{_table(('sanity check', 'result', 'detail'), rows)}\n{verdict}"

@@ -1,0 +1,206 @@
+"""Accuracy of a model under attack over a whole dataset, per example, with confidence intervals.
+
+Every attack is one compiled function of (images, labels, seed) -> which examples the model
+still classifies correctly. Random restarts call it again with a new seed; an example counts as
+robust only if it survives every restart (and, for the worst case, every attack), which is how
+AutoAttack and the PGD leaderboards count.
+"""
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tf_advreg import attacks
+from tf_advreg.evaluation.apgd import apgd
+
+ATTACKS = ("natural", "noise", "fgsm", "pgd", "pgd-cw", "apgd-ce", "apgd-dlr")
+ITERATIVE_ATTACKS = ("pgd", "pgd-cw", "apgd-ce", "apgd-dlr")
+# Attacks that draw a random start or noise, so restarts change their result.
+_RANDOMIZED = ("noise", *ITERATIVE_ATTACKS)
+# Attacks that use the step size (APGD chooses its own).
+_FIXED_STEP = ("pgd", "pgd-cw")
+WORST_CASE = "strongest"
+# What `strongest` runs when no attacks are named with it.
+STRONGEST_DEFAULT = ("fgsm", "pgd", "pgd-cw", "apgd-ce", "apgd-dlr")
+
+
+@dataclasses.dataclass(frozen=True)
+class Attack:
+    """One attack and its settings. Settings an attack does not use are reported as None."""
+
+    name: str
+    eps: float = 0.03
+    steps: int = 20
+    step_size: float = 0.003
+    restarts: int = 1
+    norm: str = "linf"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.name not in ATTACKS:
+            raise ValueError(f"Unknown attack {self.name!r}; choose from: {', '.join(ATTACKS)}.")
+        if self.eps < 0 or (self.norm == "linf" and self.eps > 1):
+            raise ValueError(
+                f"eps must be in [0, 1] (images are in [0, 1]; L2 allows > 1), got {self.eps}."
+            )
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}.")
+        if self.step_size <= 0:
+            raise ValueError(f"step_size must be > 0, got {self.step_size}.")
+        if self.restarts < 1:
+            raise ValueError(f"restarts must be >= 1, got {self.restarts}.")
+        if self.norm not in attacks.GEOMETRIES:
+            raise ValueError(f"norm must be one of {tuple(attacks.GEOMETRIES)}, got {self.norm!r}.")
+
+    @property
+    def effective_restarts(self) -> int:
+        return self.restarts if self.name in _RANDOMIZED else 1
+
+    def settings(self) -> dict:
+        natural = self.name == "natural"
+        return {
+            "eps": 0.0 if natural else self.eps,
+            "norm": None if natural else self.norm,
+            "steps": self.steps if self.name in ITERATIVE_ATTACKS else None,
+            "step_size": self.step_size if self.name in _FIXED_STEP else None,
+            "restarts": self.effective_restarts,
+            "seed": self.seed if self.name in _RANDOMIZED else None,
+        }
+
+
+def craft(model: Callable, x: tf.Tensor, y: tf.Tensor, attack: Attack, seed) -> tf.Tensor:
+    """The images `attack` feeds the model: x itself, random noise, or adversarial examples."""
+    if attack.name == "natural":
+        return x
+    if attack.name == "noise":
+        geometry = attacks.GEOMETRIES[attack.norm]
+        return geometry.project(geometry.random_start(x, attack.eps, seed), x, attack.eps)
+    if attack.name == "fgsm":
+        return attacks.fgsm(model, x, y, eps=attack.eps, norm=attack.norm)
+    if attack.name in _FIXED_STEP:
+        return attacks.pgd(
+            model,
+            x,
+            y,
+            eps=attack.eps,
+            step_size=attack.step_size,
+            steps=attack.steps,
+            loss="ce" if attack.name == "pgd" else "cw",
+            norm=attack.norm,
+            seed=seed,
+        )
+    loss = attack.name.removeprefix("apgd-")
+    return apgd(
+        model, x, y, eps=attack.eps, steps=attack.steps, loss=loss, norm=attack.norm, seed=seed
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """Which examples an attack failed to fool, in dataset order."""
+
+    name: str
+    settings: dict
+    correct: np.ndarray  # bool [num_examples]
+    seconds: float
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.correct.mean()) if len(self.correct) else float("nan")
+
+
+def compile_attack(
+    model: Callable, attack: Attack, *, source: Callable | None = None, jit_compile: bool = True
+) -> Callable:
+    """A compiled (x, y, seed) -> bool [batch]: does `model` still classify the attacked x right?
+
+    The attack is crafted on `source` (a transfer attack) when given, otherwise on `model`.
+    """
+    craft_on = model if source is None else source
+
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def survives(x, y, seed):
+        x_adv = craft(craft_on, x, y, attack, seed)
+        predictions = tf.argmax(model(x_adv, training=False), axis=-1, output_type=tf.int32)
+        return tf.equal(predictions, tf.cast(y, tf.int32))
+
+    return survives
+
+
+def evaluate(
+    model: Callable,
+    batches: Iterable,
+    attacks_to_run: Sequence[Attack],
+    *,
+    source: Callable | None = None,
+    jit_compile: bool = True,
+) -> list[Outcome]:
+    """Runs every attack (with its restarts) on every batch; one pass over the data."""
+    compiled = [
+        compile_attack(model, a, source=source, jit_compile=jit_compile) for a in attacks_to_run
+    ]
+    correct = [[] for _ in attacks_to_run]
+    seconds = [0.0] * len(attacks_to_run)
+    for batch_index, (x, y) in enumerate(batches):
+        x = tf.convert_to_tensor(x, tf.float32)
+        y = tf.convert_to_tensor(y, tf.int32)
+        for i, (attack, survives) in enumerate(zip(attacks_to_run, compiled)):
+            start = time.perf_counter()
+            robust = np.ones(len(y), bool)
+            for restart in range(attack.effective_restarts):
+                # Restart r draws the same start whatever the number of restarts, so more
+                # restarts can only lower the accuracy.
+                seed = tf.random.experimental.stateless_fold_in([attack.seed, restart], batch_index)
+                robust &= survives(x, y, seed).numpy()
+            correct[i].append(robust)
+            seconds[i] += time.perf_counter() - start
+    return [
+        Outcome(a.name, a.settings(), np.concatenate(c) if c else np.zeros(0, bool), s)
+        for a, c, s in zip(attacks_to_run, correct, seconds)
+    ]
+
+
+def worst_case(outcomes: Sequence[Outcome]) -> Outcome:
+    """Per example, robust only if robust against every attack in `outcomes`."""
+    if not outcomes:
+        raise ValueError("The worst case needs at least one attack.")
+    return Outcome(
+        WORST_CASE,
+        {"attacks": [o.name for o in outcomes]},
+        np.logical_and.reduce([o.correct for o in outcomes]),
+        sum(o.seconds for o in outcomes),
+    )
+
+
+def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % (z = 1.96) Wilson score interval for a binomial proportion.
+
+    Unlike the normal approximation it stays inside [0, 1] and is not degenerate at 0 % or
+    100 %, which robust accuracies under strong attacks often are.
+    """
+    if total == 0:
+        return 0.0, 1.0
+    p = successes / total
+    denominator = 1 + z**2 / total
+    centre = (p + z**2 / (2 * total)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / total + z**2 / (4 * total**2))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def result_record(outcome: Outcome) -> dict:
+    """The JSON form of one outcome (see result_schema.json)."""
+    correct, total = int(outcome.correct.sum()), len(outcome.correct)
+    low, high = wilson_interval(correct, total)
+    return {
+        "attack": outcome.name,
+        "settings": outcome.settings,
+        "correct": correct,
+        "total": total,
+        "accuracy": correct / total if total else None,
+        "ci95": {"low": low, "high": high, "method": "wilson"},
+        "seconds": round(outcome.seconds, 3),
+    }

@@ -1,0 +1,152 @@
+"""One evaluation request (what `python -m tools.evaluate` is asked) -> one result document."""
+
+import dataclasses
+import time
+
+from absl import logging
+
+from tf_advreg import data
+from tf_advreg.evaluation import models, report, robustness, sanity
+from tf_advreg.evaluation.robustness import Attack
+
+THESIS_SPLITS = ("train", "test")
+# The thesis's evaluation attack: PGD-20 with step 0.003 in an L-inf ball of 0.03.
+THESIS_PGD = Attack("pgd", eps=0.03, steps=20, step_size=0.003)
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What to evaluate, on which data, against which attacks. See tools/evaluate.py's flags."""
+
+    model: str | None = None
+    checkpoints: str | None = None
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    split: str = "test"
+    subset: int | None = None
+    seed: int = 0
+    batch_size: int = 128
+    attack: str = "pgd"
+    eps: float = 0.03
+    norm: str = "linf"
+    steps: int = 20
+    step_size: float = 0.003
+    restarts: int = 1
+    thesis_metrics: bool = False
+    sanity_checks: bool = False
+    transfer_model: str | None = None
+    jit_compile: bool = True
+
+
+def attacks_for(request: Request) -> tuple[list[Attack], bool]:
+    """The attacks to run, natural first, and whether to add the worst case over them.
+
+    `request.attack` is comma-separated; "strongest" asks for the worst case, over the other
+    attacks named or, alone, over robustness.STRONGEST_DEFAULT.
+    """
+    if request.thesis_metrics:
+        return [Attack("natural"), THESIS_PGD], False
+    names = [name.strip() for name in request.attack.split(",") if name.strip()]
+    worst = robustness.WORST_CASE in names
+    names = [name for name in names if name != robustness.WORST_CASE]
+    if worst and not names:
+        names = list(robustness.STRONGEST_DEFAULT)
+    settings = dict(
+        eps=request.eps,
+        steps=request.steps,
+        step_size=request.step_size,
+        restarts=request.restarts,
+        norm=request.norm,
+        seed=request.seed,
+    )
+    return [Attack(name, **settings) for name in dict.fromkeys(["natural", *names])], worst
+
+
+def run(request: Request) -> dict:
+    """Evaluates the requested model(s); raises ValueError/FileNotFoundError on bad input.
+
+    Everything the user can get wrong is checked before the first attack runs.
+    """
+    start = time.perf_counter()
+    if (request.model is None) == (request.checkpoints is None):
+        raise ValueError("Pass exactly one of --model and --checkpoints.")
+    if request.sanity_checks and request.model is None:
+        raise ValueError("--sanity_checks evaluates one model: use it with --model.")
+    if request.transfer_model is not None and not request.sanity_checks:
+        raise ValueError("--transfer_model is used by the sanity checks: add --sanity_checks.")
+    attacks, worst = attacks_for(request)
+    sanity_attack = _sanity_attack(attacks) if request.sanity_checks else None
+    splits = THESIS_SPLITS if request.thesis_metrics else (request.split,)
+    if request.model is not None:
+        loaded = [models.load(request.model)]
+    else:
+        loaded = [models.load(path) for path in models.checkpoint_series(request.checkpoints)]
+    transfer = None if request.transfer_model is None else models.load(request.transfer_model)
+    image_shape = data.info(request.dataset, request.data_dir).image_shape
+    for model in loaded + ([transfer] if transfer else []):
+        models.check_input_shape(model, image_shape, request.dataset)
+    batches = {
+        split: data.load(
+            request.dataset,
+            split,
+            batch_size=request.batch_size,
+            training=False,
+            data_dir=request.data_dir,
+            subset=request.subset,
+            seed=request.seed,
+        )
+        for split in splits
+    }
+
+    def data_identity(split: str, num_examples: int) -> dict:
+        return {
+            "dataset": request.dataset,
+            "split": split,
+            "subset": request.subset,
+            "seed": request.seed,
+            "num_examples": num_examples,
+            "image_shape": list(image_shape),
+        }
+
+    records = []
+    for model in loaded:
+        for split in splits:
+            began = time.perf_counter()
+            outcomes = robustness.evaluate(
+                model.classifier, batches[split], attacks, jit_compile=request.jit_compile
+            )
+            if worst:
+                outcomes.append(robustness.worst_case(outcomes))
+            identity = data_identity(split, len(outcomes[0].correct))
+            elapsed = time.perf_counter() - began
+            records.append(report.evaluation_record(model.identity(), identity, outcomes, elapsed))
+            logging.info("Evaluated %s on %s in %.1f s.", model.path, split, elapsed)
+
+    sanity_checks = None
+    if sanity_attack is not None:
+        (model,) = loaded
+        checks = sanity.run_checks(
+            model.classifier,
+            batches[splits[-1]],
+            sanity_attack,
+            transfer_source=transfer.classifier if transfer else None,
+            jit_compile=request.jit_compile,
+        )
+        sanity_checks = report.sanity_record(
+            model.identity(),
+            records[-1]["data"],
+            {"attack": sanity_attack.name, "settings": sanity_attack.settings()},
+            checks,
+        )
+    return report.document(records, sanity_checks, time.perf_counter() - start)
+
+
+def _sanity_attack(attacks: list[Attack]) -> Attack:
+    """The attack the sanity checks vouch for: the first iterative one requested."""
+    iterative = [a for a in attacks if a.name in sanity.ITERATIVE_ATTACKS]
+    if not iterative:
+        raise ValueError(
+            f"--sanity_checks needs an iterative attack in --attack: "
+            f"{', '.join(sanity.ITERATIVE_ATTACKS)}."
+        )
+    return iterative[0]

@@ -1,0 +1,116 @@
+"""Benchmarks the training step of each objective and the PGD evaluation step.
+
+    python -m tools.benchmark --width=64 --batch_size=32 --objectives=natural,robopt --jit=both
+
+Prints a table (examples/s, first-step time, peak memory, FLOPs, utilisation) and the
+same-run ratios (XLA and bfloat16 speed-ups, cost over natural training); --output also writes
+them as JSON. On a GPU pass --batch_size=512 --precision=mixed_bfloat16 --jit=true.
+"""
+
+import dataclasses
+import itertools
+import json
+
+from absl import app, flags
+
+from tf_advreg import benchmarking
+from tf_advreg.objectives import OBJECTIVES
+
+_OBJECTIVES = flags.DEFINE_list(
+    "objectives",
+    [*OBJECTIVES, "eval_pgd20"],
+    "Objectives whose train step is timed; eval_pgdK times the PGD-K evaluation step.",
+)
+_WIDTH = flags.DEFINE_integer("width", 64, "ResNet18 first-stage width.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Examples per step.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 32, "Image height and width.")
+_CHANNELS = flags.DEFINE_integer("channels", 3, "Image channels.")
+_PRECISION = flags.DEFINE_list(
+    "precision", ["float32"], f"One or more of {', '.join(benchmarking.PRECISIONS)}."
+)
+_JIT = flags.DEFINE_enum("jit", "true", ["true", "false", "both"], "XLA-compile the step.")
+_STEPS = flags.DEFINE_integer("steps", 3, "Timed steps after warmup.")
+_WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", 1, "Untimed steps after compilation.")
+_STEPS_PER_EXECUTION = flags.DEFINE_integer(
+    "steps_per_execution", 1, "Steps per call of the compiled function."
+)
+_ATTACK_STEPS = flags.DEFINE_integer("attack_steps", 10, "PGD steps of the training attack.")
+_MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 2048, "Side of the peak-measuring matmul.")
+_OUTPUT = flags.DEFINE_string("output", None, "Where to write the JSON report.")
+
+# (title, result field, width, format spec)
+_COLUMNS = (
+    ("objective", "objective", 11, "s"),
+    ("jit", "jit", 5, ""),
+    ("precision", "precision", 14, "s"),
+    ("examples/s", "examples_per_s", 10, ".2f"),
+    ("step s", "step_s", 8, ".3f"),
+    ("1st step s", "first_step_s", 10, ".1f"),
+    ("peak MiB", "peak_memory_mib", 8, ".0f"),
+    ("fwd-eq", "forward_equivalents", 6, "d"),
+    ("GFLOP/ex", "gflop_per_example", 8, ".2f"),
+    ("GFLOP/s", "achieved_gflops", 8, ".1f"),
+    ("% peak", "pct_theoretical", 6, ".1f"),
+    ("% matmul", "pct_matmul", 8, ".1f"),
+)
+
+
+def _table(results: list[benchmarking.BenchmarkResult]) -> str:
+    rows = ["  ".join(f"{title:>{width}}" for title, _, width, _ in _COLUMNS)]
+    for r in results:
+        values = r.as_dict() | {
+            "jit": str(r.jit),
+            "peak_memory_mib": r.peak_memory_bytes / 2**20,
+            "pct_theoretical": 100 * (r.utilisation_theoretical or float("nan")),
+            "pct_matmul": 100 * r.utilisation_matmul,
+        }
+        rows.append("  ".join(f"{values[key]:>{width}{spec}}" for _, key, width, spec in _COLUMNS))
+    return "\n".join(rows)
+
+
+def main(argv):
+    del argv
+    jits = {"true": [True], "false": [False], "both": [False, True]}[_JIT.value]
+    peaks = {
+        precision: benchmarking.device_peak(precision, _MATMUL_SIZE.value)
+        for precision in _PRECISION.value
+    }
+    config = benchmarking.BenchmarkConfig(
+        width=_WIDTH.value,
+        batch_size=_BATCH_SIZE.value,
+        image_size=_IMAGE_SIZE.value,
+        channels=_CHANNELS.value,
+        steps=_STEPS.value,
+        warmup_steps=_WARMUP_STEPS.value,
+        steps_per_execution=_STEPS_PER_EXECUTION.value,
+        attack_steps=_ATTACK_STEPS.value,
+    )
+    results = []
+    for objective, precision, jit in itertools.product(_OBJECTIVES.value, peaks, jits):
+        run_config = dataclasses.replace(config, precision=precision, jit=jit)
+        results.append(benchmarking.benchmark(objective, run_config, peaks[precision]))
+        print(_table(results[-1:]), flush=True)
+
+    ratios = benchmarking.ratios(results)
+    for peak in peaks.values():
+        print(
+            f"{peak.device} {peak.precision}: theoretical "
+            f"{(peak.theoretical_flops or float('nan')) / 1e9:.1f} GFLOP/s, "
+            f"{_MATMUL_SIZE.value}^2 matmul {peak.matmul_flops / 1e9:.1f} GFLOP/s"
+        )
+    print(_table(results))
+    for name, value in ratios.items():
+        print(f"{name}: {value:.2f}x")
+    if _OUTPUT.value:
+        report = {
+            "config": dataclasses.asdict(config) | {"precision": _PRECISION.value, "jit": jits},
+            "device_peaks": [dataclasses.asdict(p) for p in peaks.values()],
+            "results": [r.as_dict() for r in results],
+            "ratios": ratios,
+        }
+        with open(_OUTPUT.value, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)

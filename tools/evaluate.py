@@ -1,0 +1,136 @@
+"""Evaluate a classifier's robustness: natural and adversarial accuracy with 95 % intervals.
+
+    python -m tools.evaluate --model=runs/digits_demo --dataset=digits --eps=0.1
+    python -m tools.evaluate --model=runs/x --dataset=cifar10 --attack=strongest --steps=100
+    python -m tools.evaluate --model=runs/x --thesis_metrics --subset=1000 --output=x.json
+    python -m tools.evaluate --checkpoints=runs/x/pretrain --thesis_metrics --csv=series.csv
+    python -m tools.evaluate --model=runs/x --sanity_checks --transfer_model=runs/y
+
+Flags map one to one onto tf_advreg.evaluation.runner.Request.
+
+--model is a SavedModel directory, a checkpoint (epoch_NNNN/) or a training workdir. Exit
+status: 0 on success, 1 on bad input (one line on stderr), 2 when a sanity check fails.
+docs/evaluation.md describes the attacks, the JSON schema and how to cite results.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+from tf_advreg.evaluation import report, runner  # noqa: E402
+
+_DEFAULTS = runner.Request()
+_MODEL = flags.DEFINE_string(
+    "model", None, "SavedModel directory, checkpoint directory or training workdir."
+)
+_CHECKPOINTS = flags.DEFINE_string(
+    "checkpoints",
+    None,
+    "Evaluate every epoch's checkpoint of a training phase (e.g. <workdir>/pretrain).",
+)
+_DATASET = flags.DEFINE_string(
+    "dataset", _DEFAULTS.dataset, "Dataset (digits, cifar10, cinic10, ...)."
+)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS's).")
+_SPLIT = flags.DEFINE_string("split", _DEFAULTS.split, "Split to evaluate.")
+_SUBSET = flags.DEFINE_integer(
+    "subset", None, "Evaluate a class-balanced sample of this many examples."
+)
+_SEED = flags.DEFINE_integer(
+    "seed", _DEFAULTS.seed, "Seed of the subset and of the attacks' random starts."
+)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Examples per batch.")
+_ATTACK = flags.DEFINE_string(
+    "attack",
+    _DEFAULTS.attack,
+    "Comma-separated attacks: natural, noise, fgsm, pgd (CE loss), pgd-cw (margin loss), "
+    "apgd-ce, apgd-dlr. Add 'strongest' for the per-example worst case over them; "
+    "'strongest' alone runs fgsm, pgd, pgd-cw, apgd-ce and apgd-dlr. Natural accuracy is "
+    "always reported.",
+)
+_EPS = flags.DEFINE_float(
+    "eps", _DEFAULTS.eps, "Radius of the threat model, in [0, 1] pixel units."
+)
+_NORM = flags.DEFINE_enum("norm", _DEFAULTS.norm, ["linf", "l2"], "Threat-model norm.")
+_STEPS = flags.DEFINE_integer("steps", _DEFAULTS.steps, "Iterations of PGD and APGD.")
+_STEP_SIZE = flags.DEFINE_float(
+    "step_size", _DEFAULTS.step_size, "PGD step size (APGD adapts its own)."
+)
+_RESTARTS = flags.DEFINE_integer(
+    "restarts",
+    _DEFAULTS.restarts,
+    "Random restarts; an example counts as robust only if it survives all.",
+)
+_THESIS_METRICS = flags.DEFINE_bool(
+    "thesis_metrics",
+    False,
+    "Report the thesis's four columns instead: natural and PGD-20 (eps 0.03, step 0.003) "
+    "accuracy on the train and test splits.",
+)
+_SANITY_CHECKS = flags.DEFINE_bool(
+    "sanity_checks", False, "Also run the checks against gradient masking (a PASS/FAIL table)."
+)
+_TRANSFER_MODEL = flags.DEFINE_string(
+    "transfer_model",
+    None,
+    "A separately trained model: the sanity checks verify the white-box attack beats "
+    "adversarial examples transferred from it.",
+)
+_OUTPUT = flags.DEFINE_string("output", None, "Write the results as JSON here.")
+_CSV = flags.DEFINE_string("csv", None, "Write one CSV row per (model, split, attack) here.")
+_JIT_COMPILE = flags.DEFINE_bool("jit_compile", True, "Compile the attacks with XLA.")
+
+
+def _request() -> runner.Request:
+    return runner.Request(
+        model=_MODEL.value,
+        checkpoints=_CHECKPOINTS.value,
+        dataset=_DATASET.value,
+        data_dir=_DATA_DIR.value,
+        split=_SPLIT.value,
+        subset=_SUBSET.value,
+        seed=_SEED.value,
+        batch_size=_BATCH_SIZE.value,
+        attack=_ATTACK.value,
+        eps=_EPS.value,
+        norm=_NORM.value,
+        steps=_STEPS.value,
+        step_size=_STEP_SIZE.value,
+        restarts=_RESTARTS.value,
+        thesis_metrics=_THESIS_METRICS.value,
+        sanity_checks=_SANITY_CHECKS.value,
+        transfer_model=_TRANSFER_MODEL.value,
+        jit_compile=_JIT_COMPILE.value,
+    )
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+        # One tf.function per attack trips TensorFlow's note about retracing.
+        tf.get_logger().setLevel("ERROR")
+    try:
+        doc = runner.run(_request())
+        if _OUTPUT.value:
+            report.write_json(doc, _OUTPUT.value)
+        if _CSV.value:
+            report.write_csv(doc, _CSV.value)
+    except (ValueError, OSError) as error:
+        logging.debug("Full traceback:", exc_info=True)
+        sys.exit(f"error: {error}")
+    print(report.format_results(doc))
+    if "sanity_checks" in doc:
+        print()
+        print(report.format_checks(doc["sanity_checks"]))
+        return 0 if doc["sanity_checks"]["passed"] else 2
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
