@@ -64,4 +64,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.jit_compile = True
     config.mixed_precision = False  # True: mixed_bfloat16 with float32 logits and losses
     config.steps_per_execution = 1
+    config.deterministic = False  # True: TF op determinism (bit-identical reruns, slower)
     return config

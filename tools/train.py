@@ -67,6 +67,7 @@ _HELP = {
     "jit_compile": "Compile the train and test steps with XLA.",
     "mixed_precision": "Compute in mixed_bfloat16 (logits and losses stay float32).",
     "steps_per_execution": "Train steps per compiled call.",
+    "deterministic": "Deterministic TF ops: two runs give bit-identical weights (slower).",
 }
 
 _DEFINE_BY_TYPE = {
@@ -105,6 +106,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     # Imported here so that --help answers without initialising TensorFlow.
     import keras
+    import tensorflow as tf
 
     from tf_advreg.training import phases, run_config, strategy
 
@@ -119,11 +121,13 @@ def main(argv):
         distribution = strategy.make_strategy(config.strategy)
         workdir = run_config.prepare_workdir(config.workdir, config, _OVERWRITE.value)
         keras.utils.set_random_seed(config.seed)
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
         results = {
             phase.name: phases.run_phase(config, phase, workdir, distribution)
             for phase in phases.phases_from_config(config)
         }
-    except (ValueError, FileNotFoundError, PermissionError) as error:
+    except (ValueError, OSError, FloatingPointError) as error:
         logging.debug("Full traceback:", exc_info=True)
         sys.exit(f"error: {error}")
     _print_summary(workdir, results)

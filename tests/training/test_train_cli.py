@@ -196,3 +196,35 @@ def assert_one_line_error(result, message):
     assert "Traceback" not in result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and message in error_lines[0], result.stderr[-2000:]
+
+
+def test_export_tool_writes_any_checkpoint_as_a_saved_model(finished_run, tmp_path):
+    workdir, _ = finished_run
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    export = [sys.executable, "-m", "tools.export"]
+    output = tmp_path / "exported"
+    result = subprocess.run(
+        [*export, f"--checkpoint={workdir / 'pretrain'}", f"--output={output}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    network = checkpoints.build_network(checkpoints.checkpoint_dir(workdir / "pretrain", 1))
+    images = np.random.default_rng(1).uniform(size=(3, 8, 8, 1)).astype("float32")
+    serving = tf.saved_model.load(str(output)).signatures["serving_default"]
+    np.testing.assert_allclose(
+        serving(images=tf.constant(images))["logits"].numpy(), network(images).numpy(), atol=1e-5
+    )
+    not_a_checkpoint = subprocess.run(
+        [*export, f"--checkpoint={tmp_path}", f"--output={tmp_path / 'other'}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert_one_line_error(not_a_checkpoint, "is neither a checkpoint")
+    assert not (tmp_path / "other").exists()

@@ -7,6 +7,7 @@ metrics (running means over the epoch, under augmentation and the training attac
 """
 
 import json
+import math
 import os
 import sys
 import time
@@ -25,6 +26,29 @@ _FIT_METRICS = ("loss", "natural_accuracy", "adversarial_accuracy")
 def _current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
     rate = optimizer.learning_rate
     return float(rate(optimizer.iterations) if callable(rate) else rate)
+
+
+class NonFiniteLoss(FloatingPointError):
+    """Training diverged; raised before the epoch's checkpoint, so the last one stays good."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops at the first NaN/Inf loss with the epoch and step, instead of Keras's quiet stop.
+
+    Raising (rather than setting `stop_training`) skips the epoch-end callbacks, so no
+    checkpoint of the diverged weights is ever written.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float(logs["loss"])
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(
+                f"the training loss became {loss} at epoch {self._epoch + 1}, step {batch + 1}; "
+                "lower the learning rate or beta. The checkpoints of earlier epochs are intact."
+            )
 
 
 class Throughput(keras.callbacks.Callback):

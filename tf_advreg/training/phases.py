@@ -240,6 +240,7 @@ def run_phase(
     )
     sample_images, sample_labels = next(iter(eval_sets["test"]))
     fit_callbacks = [
+        callbacks.StopOnNonFiniteLoss(),
         callbacks.Throughput(config.batch_size),
         callbacks.PeriodicEvaluation(eval_sets, config.eval_every, phase.epochs),
         callbacks.MetricsLog(phase_dir / "metrics.jsonl", phase.name, initial_epoch),

@@ -23,6 +23,7 @@ RESUMABLE_FIELDS = frozenset(
         "strategy",
         "jit_compile",
         "steps_per_execution",
+        "deterministic",
         "data_dir",
         "workdir",
     }
