@@ -27,16 +27,20 @@ TINY = [
 ]
 
 
-def train(workdir, *args, timeout=600):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def run_tool(tool, *args, timeout=600):
+    """Runs `python -m tools.<tool>` from the repository root; returns the finished process."""
     return subprocess.run(
-        [sys.executable, "-m", "tools.train", f"--workdir={workdir}", *TINY, *args],
+        [sys.executable, "-m", f"tools.{tool}", *args],
         cwd=ROOT,
-        env=env,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def train(workdir, *args, timeout=600):
+    return run_tool("train", f"--workdir={workdir}", *TINY, *args, timeout=timeout)
 
 
 def snapshot(directory: Path) -> dict:
@@ -200,17 +204,8 @@ def assert_one_line_error(result, message):
 
 def test_export_tool_writes_any_checkpoint_as_a_saved_model(finished_run, tmp_path):
     workdir, _ = finished_run
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    export = [sys.executable, "-m", "tools.export"]
     output = tmp_path / "exported"
-    result = subprocess.run(
-        [*export, f"--checkpoint={workdir / 'pretrain'}", f"--output={output}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_tool("export", f"--checkpoint={workdir / 'pretrain'}", f"--output={output}")
     assert result.returncode == 0, result.stderr[-2000:]
     network = checkpoints.build_network(checkpoints.checkpoint_dir(workdir / "pretrain", 1))
     images = np.random.default_rng(1).uniform(size=(3, 8, 8, 1)).astype("float32")
@@ -218,13 +213,6 @@ def test_export_tool_writes_any_checkpoint_as_a_saved_model(finished_run, tmp_pa
     np.testing.assert_allclose(
         serving(images=tf.constant(images))["logits"].numpy(), network(images).numpy(), atol=1e-5
     )
-    not_a_checkpoint = subprocess.run(
-        [*export, f"--checkpoint={tmp_path}", f"--output={tmp_path / 'other'}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    not_a_checkpoint = run_tool("export", f"--checkpoint={tmp_path}", f"--output={tmp_path / 'x'}")
     assert_one_line_error(not_a_checkpoint, "is neither a checkpoint")
-    assert not (tmp_path / "other").exists()
+    assert not (tmp_path / "x").exists()
