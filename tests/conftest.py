@@ -1,10 +1,9 @@
-"""Shared test setup: quiet TensorFlow, two logical CPUs for strategy tests, tiny models."""
+"""Shared test setup: quiet TensorFlow, two logical CPUs for strategy tests, a trained model."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -13,18 +12,6 @@ _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     _cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
-
-
-def separable_images(num_examples: int = 64, size: int = 8, num_classes: int = 4, seed: int = 0):
-    """Images whose class is a bright square at a class-specific place: easy to learn."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, num_classes, num_examples).astype("int32")
-    images = rng.uniform(0.0, 0.3, (num_examples, size, size, 1)).astype("float32")
-    half = size // 2
-    for i, label in enumerate(labels):
-        row, col = divmod(int(label), 2)
-        images[i, row * half : (row + 1) * half, col * half : (col + 1) * half] += 0.6
-    return images, labels
 
 
 @pytest.fixture(scope="session")

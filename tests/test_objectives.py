@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import separable_images
+from support import separable_images
 
 from tf_advreg import objectives
 from tf_advreg.models import resnet18

@@ -119,7 +119,10 @@ def main(argv):
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
         phases.check_tune_start(config, config.workdir)
         distribution = strategy.make_strategy(config.strategy)
-        workdir = run_config.prepare_workdir(config.workdir, config, _OVERWRITE.value)
+        if strategy.is_chief(distribution):
+            workdir = run_config.prepare_workdir(config.workdir, config, _OVERWRITE.value)
+        else:  # other workers read the chief's workdir and write only to scratch directories
+            workdir = Path(config.workdir)
         keras.utils.set_random_seed(config.seed)
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()

@@ -83,3 +83,5 @@ def test_phases_follow_the_config():
     assert names == ["pretrain", "tune"]
     config.tune_dataset = ""
     assert [p.name for p in phases.phases_from_config(config)] == ["pretrain"]
+    config.tune_dataset, config.pretrain_epochs = "digits", 0  # tune-only, from a checkpoint
+    assert [p.name for p in phases.phases_from_config(config)] == ["tune"]

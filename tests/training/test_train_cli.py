@@ -1,7 +1,6 @@
 """End-to-end runs of `python -m tools.train` on the embedded digits data, at tiny scale."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,36 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import ROOT, TINY_TRAINING, assert_one_line_error, run_tool
 
 from tf_advreg.training import checkpoints
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY = [
-    "--width=4",
-    "--batch_size=100",
-    "--pretrain_epochs=1",
-    "--tune_epochs=1",
-    "--attack_steps=2",
-    "--eval_attack_steps=2",
-    "--train_eval_subset=100",
-    "--jit_compile=false",
-]
-
-
-def run_tool(tool, *args, timeout=600):
-    """Runs `python -m tools.<tool>` from the repository root; returns the finished process."""
-    return subprocess.run(
-        [sys.executable, "-m", f"tools.{tool}", *args],
-        cwd=ROOT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
 
 def train(workdir, *args, timeout=600):
-    return run_tool("train", f"--workdir={workdir}", *TINY, *args, timeout=timeout)
+    return run_tool("train", f"--workdir={workdir}", *TINY_TRAINING, *args, timeout=timeout)
 
 
 def snapshot(directory: Path) -> dict:
@@ -142,7 +118,7 @@ def test_rerun_with_more_epochs_continues_at_the_next_epoch(tmp_path):
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     args = ["--tune_dataset=", "--pretrain_epochs=2", "--seed=3"]
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "tools.train", f"--workdir={killed}", *TINY, *args]
+    command = [sys.executable, "-m", "tools.train", f"--workdir={killed}", *TINY_TRAINING, *args]
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -193,26 +169,3 @@ def test_tune_without_a_pretrain_checkpoint_fails_before_writing(tmp_path):
     result = train(workdir, "--pretrain_epochs=0", timeout=120)
     assert_one_line_error(result, "needs a pretrain checkpoint")
     assert not workdir.exists()
-
-
-def assert_one_line_error(result, message):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1 and message in error_lines[0], result.stderr[-2000:]
-
-
-def test_export_tool_writes_any_checkpoint_as_a_saved_model(finished_run, tmp_path):
-    workdir, _ = finished_run
-    output = tmp_path / "exported"
-    result = run_tool("export", f"--checkpoint={workdir / 'pretrain'}", f"--output={output}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    network = checkpoints.build_network(checkpoints.checkpoint_dir(workdir / "pretrain", 1))
-    images = np.random.default_rng(1).uniform(size=(3, 8, 8, 1)).astype("float32")
-    serving = tf.saved_model.load(str(output)).signatures["serving_default"]
-    np.testing.assert_allclose(
-        serving(images=tf.constant(images))["logits"].numpy(), network(images).numpy(), atol=1e-5
-    )
-    not_a_checkpoint = run_tool("export", f"--checkpoint={tmp_path}", f"--output={tmp_path / 'x'}")
-    assert_one_line_error(not_a_checkpoint, "is neither a checkpoint")
-    assert not (tmp_path / "x").exists()

@@ -62,6 +62,12 @@ def save(
         if target.exists():  # a re-run of the same epoch replaces its checkpoint
             shutil.rmtree(target)
         os.replace(staging, target)
+    except OSError as error:  # a full disk, a lost mount: say which checkpoint and what is safe
+        raise OSError(
+            error.errno,
+            f"could not write the checkpoint {target} ({error.strerror or error}); "
+            "the earlier checkpoints are intact",
+        ) from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if keep > 0:

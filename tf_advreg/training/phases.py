@@ -21,7 +21,7 @@ from tf_advreg import data, export
 from tf_advreg.models import resnet18
 from tf_advreg.objectives import objective_class
 from tf_advreg.training import callbacks, checkpoints
-from tf_advreg.training.strategy import is_chief
+from tf_advreg.training.strategy import barrier, is_chief, task_name
 
 PHASES = ("pretrain", "tune")
 
@@ -41,11 +41,13 @@ class Phase:
 
 
 def phases_from_config(config: ml_collections.ConfigDict) -> list[Phase]:
-    """The phases a config asks for: pretrain unless its dataset is "", tune if it has one."""
+    """The phases a config asks for: each whose dataset is set, except a 0-epoch pretraining
+    (a tune-only run from `tune_init_checkpoint`, which must not export an untrained model).
+    The pretrain dataset still serves the tune phase's evaluation on the pretraining data."""
     phases = []
     for name in PHASES:
         dataset = config[f"{name}_dataset"]
-        if dataset:
+        if dataset and not (name == "pretrain" and config.pretrain_epochs == 0):
             phases.append(
                 Phase(
                     name=name,
@@ -117,7 +119,7 @@ def _eval_sets(config, phase: Phase) -> dict[str, tf.data.Dataset]:
         sets["pretrain_train"] = load(
             config.pretrain_dataset, config.pretrain_split, config.train_eval_subset
         )
-    return sets
+    return {label: _shard_by_example(dataset) for label, dataset in sets.items()}
 
 
 def network_args(config, dataset_info: data.DatasetInfo) -> dict:
@@ -159,10 +161,26 @@ def init_checkpoint(config, workdir: Path) -> Path:
 
 
 def _output_dir(workdir: Path, phase: str, strategy: tf.distribute.Strategy) -> Path:
-    """The chief writes into the workdir; other workers into a throwaway directory."""
+    """The chief writes into the workdir; other workers into a scratch directory of their own.
+
+    Every worker must run the same callbacks (reading BatchNorm statistics and metrics is a
+    cross-worker reduction), so the others write too, as TF's multi-worker guide does, into
+    $TMPDIR/tf_advreg-<task>-<phase>-*; nothing reads it afterwards.
+    """
     if is_chief(strategy):
         return workdir / phase
-    return Path(tempfile.mkdtemp(prefix=f"tf_advreg-worker-{phase}-"))
+    return Path(tempfile.mkdtemp(prefix=f"tf_advreg-{task_name(strategy)}-{phase}-"))
+
+
+def _shard_by_example(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Each worker reads the whole seeded pipeline and keeps its part of every global batch.
+
+    The sources are in-memory or cached, so the default (file-based) sharding cannot apply,
+    and sharding files would change each epoch's seeded order.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def run_phase(
@@ -218,7 +236,8 @@ def run_phase(
             jit_compile=config.jit_compile,
             steps_per_execution=config.steps_per_execution,
         )
-        state = checkpoints.restore_latest(phase_dir, network, optimizer)
+        # Every worker resumes from the chief's checkpoints (a shared filesystem on a cluster).
+        state = checkpoints.restore_latest(workdir / phase.name, network, optimizer)
         if state is None and start is not None:
             checkpoints.restore(start, network)  # weights only: the optimizer starts fresh
     initial_epoch = state["epoch"] if state else 0
@@ -234,6 +253,7 @@ def run_phase(
         start_epoch=initial_epoch,
         num_epochs=max(phase.epochs - initial_epoch, 1),
     )
+    train_set = _shard_by_example(train_set)
 
     (phase_dir / "config.json").write_text(
         json.dumps({"phase": dataclasses.asdict(phase), **config.to_dict()}, indent=2)
@@ -250,7 +270,9 @@ def run_phase(
             sample_images[:4],
             sample_labels[:4],
         ),
-        callbacks.EpochCheckpoint(phase_dir, args, config.keep_checkpoints),
+        callbacks.EpochCheckpoint(
+            phase_dir, args, config.keep_checkpoints if is_chief(strategy) else 1
+        ),
         callbacks.EpochSummary(phase.name, phase.epochs),
     ]
     if initial_epoch < phase.epochs:
@@ -269,6 +291,7 @@ def run_phase(
             verbose=1 if sys.stdout.isatty() else 0,
         )
     export.export_saved_model(network, phase_dir / "saved_model")
+    barrier(strategy)  # the next phase's workers read the chief's checkpoints
     records = callbacks.read_metrics(phase_dir / "metrics.jsonl")
     return records[-1] if records else {}
 

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from tf_advreg.training import keras_compat
+
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
@@ -18,16 +20,38 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
+        keras_compat.patch_for_multi_worker()
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
 
 
+def _cluster(strategy: tf.distribute.Strategy) -> tuple[object, dict]:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver, (resolver.cluster_spec().as_dict() if resolver is not None else {})
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """Only the chief writes checkpoints, logs and exports (TF's multi-worker convention)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    resolver, cluster = _cluster(strategy)
     if not cluster:
         return True
     if "chief" in cluster:
         return resolver.task_type == "chief"
     return resolver.task_type == "worker" and resolver.task_id == 0
+
+
+def task_name(strategy: tf.distribute.Strategy) -> str:
+    """This process's place in the cluster, e.g. "worker1"; "chief" outside a cluster."""
+    resolver, cluster = _cluster(strategy)
+    if not cluster:
+        return "chief"
+    return f"{resolver.task_type}{resolver.task_id}"
+
+
+def barrier(strategy: tf.distribute.Strategy) -> None:
+    """Waits until every worker gets here: what the chief wrote before it is complete.
+
+    A one-number all-reduce; a no-op outside a cluster.
+    """
+    if _cluster(strategy)[1]:
+        strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)

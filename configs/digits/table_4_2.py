@@ -1,0 +1,10 @@
+"""Table 4.2 at digits scale: AR at each lambda (lambda = 0: robust optimization)."""
+
+from configs.digits import base
+from configs.thesis.table_4_2 import REPORT, get_sweep
+
+__all__ = ["REPORT", "get_config", "get_sweep"]
+
+
+def get_config():
+    return base.chapter4()

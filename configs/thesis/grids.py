@@ -1,0 +1,57 @@
+"""The thesis's grids of runs, as per-run config overrides, shared by both scales.
+
+The thesis reports its robust-optimization model as the lambda = 0 row of both Table 4.1 and
+Table 4.2 ("we include the Robust Optimization model as a baseline. It is represented as the 0
+regularization model in both tables"), so lambda = 0 is `robopt`, not TRADES with beta 0
+(which would be natural training).
+"""
+
+LAMBDAS = (0.1, 0.2, 0.4, 0.8, 1.0, 2.0, 3.0, 5.0)
+ROBOPT = ("robopt", 0.0)
+# Tables 5.1-5.4: columns (pretraining) and rows (tuning; None: the pretrained model itself).
+TABLE_5_PRETRAIN = (ROBOPT, ("trades", 0.1), ("trades", 0.5), ("trades", 1.0), ("trades", 3.0))
+TABLE_5_TUNE = (
+    None,
+    ROBOPT,
+    ("trades", 0.1),
+    ("trades", 0.5),
+    ("trades", 1.0),
+    ("trades", 3.0),
+    ("trades", 5.0),
+)
+# Figures 5-1..5-4 and Table 5.5: the thesis's three pretrain -> tune pairs.
+PAIRS = ((ROBOPT, ROBOPT), (("trades", 3.0), ("trades", 5.0)), (("ar", 1.0), ("ar", 5.0)))
+
+Method = tuple[str, float]
+
+
+def pretrain(method: Method) -> dict:
+    objective, beta = method
+    return {"pretrain_objective": objective, "pretrain_beta": beta}
+
+
+def tune(method: Method | None) -> dict:
+    if method is None:
+        return {"tune_dataset": ""}
+    objective, beta = method
+    return {"tune_objective": objective, "tune_beta": beta}
+
+
+def lambda_grid(objective: str) -> list[dict]:
+    """Tables 4.1 (trades) and 4.2 (ar): robust optimization, then the objective at each lambda."""
+    return [pretrain(ROBOPT)] + [pretrain((objective, beta)) for beta in LAMBDAS]
+
+
+def pretrain_tune_grid() -> list[dict]:
+    """Tables 5.1-5.4: every pretraining with every tuning, and untuned."""
+    return [pretrain(p) | tune(t) for p in TABLE_5_PRETRAIN for t in TABLE_5_TUNE]
+
+
+def pairs() -> list[dict]:
+    """Figures 5-1..5-4: the three pairs."""
+    return [pretrain(p) | tune(t) for p, t in PAIRS]
+
+
+def subset_pairs(subset: int) -> list[dict]:
+    """Table 5.5: the three pairs pretrained on the whole split and on a `subset` sample."""
+    return [run | {"pretrain_subset": size} for size in (0, subset) for run in pairs()]

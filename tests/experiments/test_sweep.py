@@ -1,0 +1,230 @@
+"""Experiment grids (their sizes match the thesis's tables), run names, skip and resume."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tf_advreg.experiments import grid, sweep
+from tf_advreg.training.callbacks import read_metrics
+from tf_advreg.training.run_config import RESUMABLE_FIELDS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(path: str):
+    return grid.load_experiment(ROOT / "configs" / path)
+
+
+# (file, unique runs, entries): Table 4.x has 9 lambdas; Tables 5.1-5.4 5 pretrainings, each
+# alone and with 6 tunings; Figures 5-x 3 pairs; Table 5.5 the 3 pairs x {full, sample}.
+SIZES = [
+    ("table_4_1.py", 9, 9),
+    ("table_4_2.py", 9, 9),
+    ("figures_4_1_to_4_4.py", 17, 18),  # lambda = 0 is one run shared by TRADES and AR
+    ("tables_5_1_to_5_4.py", 5 + 30, 35),
+    ("figures_5_1_to_5_4.py", 3 + 3, 3),
+    ("table_5_5.py", 6 + 6, 6),
+]
+
+
+@pytest.mark.parametrize("scale", ["thesis", "digits"])
+@pytest.mark.parametrize("name,num_runs,num_entries", SIZES)
+def test_grid_sizes_match_the_thesis(scale, name, num_runs, num_entries, tmp_path):
+    expanded = grid.expand(load(f"{scale}/{name}"), tmp_path)
+    assert len(expanded.runs) == num_runs
+    assert len(expanded.entries) == num_entries
+    assert len({run.name for run in expanded.runs}) == num_runs
+
+
+def test_lambda_zero_is_the_robust_optimization_baseline_in_both_chapter_4_tables(tmp_path):
+    for name, objective in (("table_4_1.py", "trades"), ("table_4_2.py", "ar")):
+        runs = grid.expand(load(f"thesis/{name}"), tmp_path).runs
+        assert [(r.config["pretrain_objective"], r.config["pretrain_beta"]) for r in runs] == [
+            ("robopt", 0.0),
+            *((objective, beta) for beta in (0.1, 0.2, 0.4, 0.8, 1.0, 2.0, 3.0, 5.0)),
+        ]
+        assert all(r.config["pretrain_dataset"] == "cifar10" for r in runs)
+        assert all(
+            r.config["tune_dataset"] == "" and r.config["pretrain_epochs"] == 100 for r in runs
+        )
+
+
+def test_tunings_start_from_the_shared_pretraining_and_still_evaluate_on_its_data(tmp_path):
+    runs = {
+        run.name: run for run in grid.expand(load("thesis/tables_5_1_to_5_4.py"), tmp_path).runs
+    }
+    pretraining, tuning = runs["trades3"], runs["trades3__trades5"]
+    assert pretraining.config["tune_dataset"] == "" and pretraining.config["pretrain_epochs"] == 100
+    assert pretraining.config["pretrain_dataset"] == "cinic10"
+    assert tuning.needs == "trades3"
+    assert tuning.config["pretrain_epochs"] == 0
+    assert tuning.config["pretrain_dataset"] == "cinic10"  # each tuning epoch evaluated on it
+    assert tuning.config["tune_init_checkpoint"] == str(
+        tmp_path / "trades3" / "pretrain" / "checkpoints" / "epoch_0100"
+    )
+    assert (tuning.config["tune_objective"], tuning.config["tune_beta"]) == ("trades", 5.0)
+    order = list(runs)
+    assert all(order.index(r.needs) < order.index(r.name) for r in runs.values() if r.needs)
+
+
+def test_table_5_5_samples_the_pretraining_and_shares_the_full_runs_with_figures_5(tmp_path):
+    figures = grid.expand(load("thesis/figures_5_1_to_5_4.py"), tmp_path).runs
+    table = {run.name: run for run in grid.expand(load("thesis/table_5_5.py"), tmp_path).runs}
+    assert {run.name for run in figures} < set(table)
+    for run in figures:  # the same run: only a field a workdir may change on resume differs
+        differing = {k for k, v in run.config.items() if table[run.name].config[k] != v}
+        assert differing == {"keep_checkpoints"} and differing <= RESUMABLE_FIELDS
+    assert table["ar1-sub50000"].config["pretrain_subset"] == 50_000
+    assert table["ar1-sub50000__ar5"].needs == "ar1-sub50000"
+
+
+def test_two_different_runs_with_one_name_are_refused(tmp_path):
+    experiment = load("digits/table_4_1.py")
+    clash = type(experiment)("clash")
+    clash.get_config = experiment.get_config
+    clash.get_sweep = lambda: [
+        {"pretrain_objective": "ar"},
+        {"pretrain_objective": "ar", "eps": 0.2},
+    ]
+    with pytest.raises(ValueError, match="both named ar3"):
+        grid.expand(clash, tmp_path)
+
+
+def test_the_command_sets_each_override_and_the_workdir(tmp_path):
+    (run,) = [r for r in grid.expand(load("digits/table_5_5.py"), tmp_path).runs if r.name == "ar1"]
+    assert sweep.command(run, "configs/digits/table_5_5.py", tmp_path) == [
+        "python",
+        "-m",
+        "tools.train",
+        "--config=configs/digits/table_5_5.py",
+        "--pretrain_objective=ar",
+        "--pretrain_beta=1.0",
+        "--pretrain_subset=0",
+        "--tune_dataset=",
+        f"--workdir={tmp_path / 'ar1'}",
+    ]
+
+
+def test_finished_runs_are_skipped_and_the_others_run_or_resume(tmp_path, fabricate):
+    runs = grid.expand(load("digits/figures_5_1_to_5_4.py"), tmp_path).runs
+    by_name = {run.name: run for run in runs}
+    fabricate(tmp_path, by_name["robopt"])
+    fabricate(tmp_path, by_name["robopt__robopt"], epochs=2)  # killed after tuning epoch 2 of 4
+    fabricate(tmp_path, by_name["ar1"])
+    (tmp_path / "ar1" / "pretrain" / "saved_model" / "saved_model.pb").unlink()  # before export
+    assert sweep.status(by_name["robopt"], tmp_path) is sweep.Status.FINISHED
+    assert sweep.status(by_name["robopt__robopt"], tmp_path) is sweep.Status.PARTIAL
+    assert sweep.status(by_name["ar1"], tmp_path) is sweep.Status.PARTIAL
+    assert sweep.status(by_name["trades3"], tmp_path) is sweep.Status.NEW
+
+    executed = []
+    sweep.run_all(
+        runs, "configs/digits/figures_5_1_to_5_4.py", tmp_path, lambda a: executed.append(a) or 0
+    )
+    workdirs = [next(a for a in args if a.startswith("--workdir=")) for args in executed]
+    assert workdirs == [
+        f"--workdir={tmp_path / name}"
+        for name in ("trades3", "ar1", "robopt__robopt", "trades3__trades5", "ar1__ar5")
+    ]
+    assert executed[0][:3] == [sys.executable, "-m", "tools.train"]
+
+
+def test_dry_run_lists_each_run_with_its_status_and_command(tmp_path, fabricate):
+    runs = grid.expand(load("digits/table_4_2.py"), tmp_path).runs
+    fabricate(tmp_path, runs[0])
+    fabricate(tmp_path, runs[1], epochs=3)
+    lines = sweep.describe(runs, "configs/digits/table_4_2.py", tmp_path).splitlines()
+    assert lines[0] == f"9 runs of configs/digits/table_4_2.py under {tmp_path}:"
+    assert [line.split()[:2] for line in lines[1:4]] == [
+        ["finished", "robopt"],
+        ["partial", "ar0.1"],
+        ["new", "ar0.2"],
+    ]
+    assert lines[3].endswith(
+        "python -m tools.train --config=configs/digits/table_4_2.py --pretrain_objective=ar "
+        f"--pretrain_beta=0.2 --workdir={tmp_path / 'ar0.2'}"
+    )
+
+
+def test_a_workdir_of_another_config_stops_the_sweep(tmp_path, fabricate):
+    run = grid.expand(load("digits/table_4_1.py"), tmp_path).runs[0]
+    fabricate(tmp_path, grid.Run(run.name, {}, run.config | {"width": 4}))
+    assert sweep.status(run, tmp_path) is sweep.Status.CONFLICT
+    with pytest.raises(RuntimeError, match="another config"):
+        sweep.run_all([run], "configs/digits/table_4_1.py", tmp_path, lambda args: 0)
+
+
+def test_a_failed_run_stops_the_sweep(tmp_path):
+    runs = grid.expand(load("digits/table_4_1.py"), tmp_path).runs
+    executed = []
+    with pytest.raises(RuntimeError, match="robopt failed"):
+        sweep.run_all(runs, "cfg.py", tmp_path, lambda args: executed.append(args) or 1)
+    assert len(executed) == 1
+
+
+def test_only_selects_runs_by_name_with_the_pretraining_they_need(tmp_path):
+    runs = grid.expand(load("thesis/tables_5_1_to_5_4.py"), tmp_path).runs
+    assert [r.name for r in sweep.select(runs, "__trades5")][:2] == ["robopt", "trades0.1"]
+    assert [r.name for r in sweep.select(runs, "trades3__trades5")] == [
+        "trades3",
+        "trades3__trades5",
+    ]
+
+
+def test_emit_writes_one_command_per_line_and_a_staged_script(tmp_path):
+    runs = grid.expand(load("thesis/figures_5_1_to_5_4.py"), "runs/ch5").runs
+    commands, script = sweep.write_commands(
+        runs, "configs/thesis/figures_5_1_to_5_4.py", "runs/ch5", tmp_path / "jobs.txt"
+    )
+    lines = commands.read_text().splitlines()
+    assert len(lines) == 6 and all(
+        line.startswith("python -m tools.train --config=") for line in lines
+    )
+    assert lines[3].endswith("--workdir=runs/ch5/robopt__robopt")
+    text = script.read_text()
+    assert text.count("stage <<'EOF'") == 2  # pretrainings, then the tunings
+    assert os.access(script, os.X_OK)
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+
+TINY_EXPERIMENT = """
+from configs.digits import base
+
+REPORT = "figures_5"
+
+
+def get_config():
+    config = base.chapter5()
+    config.update(dict(width=4, batch_size=100, pretrain_epochs=1, tune_epochs=1, attack_steps=2,
+                       eval_attack_steps=2, train_eval_subset=100))
+    return config
+
+
+def get_sweep():
+    return [{"pretrain_objective": "trades", "pretrain_beta": 1.0, "tune_objective": "ar",
+             "tune_beta": 2.0}]
+"""
+
+
+@pytest.mark.slow
+def test_a_tiny_sweep_trains_the_pretraining_once_then_tunes_from_it(tmp_path):
+    experiment_file = tmp_path / "tiny.py"
+    experiment_file.write_text(textwrap.dedent(TINY_EXPERIMENT))
+    root = tmp_path / "runs"
+    runs = grid.expand(grid.load_experiment(experiment_file), root).runs
+    assert [run.name for run in runs] == ["trades1", "trades1__ar2"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    sweep.run_all(
+        runs,
+        str(experiment_file),
+        root,
+        lambda args: subprocess.run(args, cwd=ROOT, env=env, timeout=300).returncode,
+    )
+    assert all(sweep.status(run, root) is sweep.Status.FINISHED for run in runs)
+    assert not (root / "trades1__ar2" / "pretrain" / "metrics.jsonl").exists()  # not retrained
+    (tuned,) = read_metrics(root / "trades1__ar2" / "tune" / "metrics.jsonl")
+    assert "pretrain_train/adversarial_accuracy" in tuned  # thesis Figures 5-1, 5-2

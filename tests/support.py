@@ -1,0 +1,53 @@
+"""Helpers shared by test files: tiny data, and running the command-line tools."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+# Training flags small enough for a CLI run of a few seconds on the digits data.
+TINY_TRAINING = (
+    "--width=4",
+    "--batch_size=100",
+    "--pretrain_epochs=1",
+    "--tune_epochs=1",
+    "--attack_steps=2",
+    "--eval_attack_steps=2",
+    "--train_eval_subset=100",
+    "--jit_compile=false",
+)
+
+
+def run_tool(tool: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Runs `python -m tools.<tool>` from the repository root; returns the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", f"tools.{tool}", *args],
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, message: str) -> None:
+    """A user error: non-zero exit, one `error:` line holding `message`, no traceback."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and message in error_lines[0], result.stderr[-2000:]
+
+
+def separable_images(num_examples: int = 64, size: int = 8, num_classes: int = 4, seed: int = 0):
+    """Images whose class is a bright square at a class-specific place: easy to learn."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, num_classes, num_examples).astype("int32")
+    images = rng.uniform(0.0, 0.3, (num_examples, size, size, 1)).astype("float32")
+    half = size // 2
+    for i, label in enumerate(labels):
+        row, col = divmod(int(label), 2)
+        images[i, row * half : (row + 1) * half, col * half : (col + 1) * half] += 0.6
+    return images, labels

@@ -1,0 +1,68 @@
+"""Faults of the environment: a full disk, an unwritable workdir, reruns that must agree."""
+
+import errno
+import os
+
+import keras
+import numpy as np
+import pytest
+from support import TINY_TRAINING, assert_one_line_error, run_tool
+
+from tf_advreg.models import resnet18
+from tf_advreg.training import checkpoints
+
+ARGS = {"num_classes": 3, "width": 2, "input_shape": [8, 8, 1], "mean": [0.5], "std": [0.25]}
+PRETRAIN_ONLY = ("--tune_dataset=", "--pretrain_subset=300")
+
+
+def train(workdir, *args, timeout=300):
+    return run_tool(
+        "train", f"--workdir={workdir}", *TINY_TRAINING, *PRETRAIN_ONLY, *args, timeout=timeout
+    )
+
+
+def _network_and_optimizer():
+    keras.utils.set_random_seed(0)
+    network = resnet18(**ARGS)
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+    optimizer.build(network.trainable_variables)
+    return network, optimizer
+
+
+def test_a_full_disk_names_the_checkpoint_and_keeps_the_earlier_ones(tmp_path, monkeypatch):
+    network, optimizer = _network_and_optimizer()
+    first = checkpoints.save(tmp_path, 1, network, ARGS, optimizer, {"loss": 1.0})
+    before = {p.name: p.read_bytes() for p in first.iterdir()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoints.np, "savez", disk_full)
+    with pytest.raises(OSError, match="could not write the checkpoint .*epoch_0002") as raised:
+        checkpoints.save(tmp_path, 2, network, ARGS, optimizer, {"loss": 0.5})
+    assert raised.value.errno == errno.ENOSPC
+    assert "earlier checkpoints are intact" in str(raised.value)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch_0001"]
+    assert {p.name: p.read_bytes() for p in first.iterdir()} == before
+    assert checkpoints.restore_latest(tmp_path, *_network_and_optimizer())["epoch"] == 1
+
+
+def test_an_unwritable_workdir_is_one_line_before_any_training(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    result = train(blocker / "run", timeout=120)
+    assert_one_line_error(result, "Not a directory")
+    assert "epoch" not in result.stdout  # it failed before training started
+    assert blocker.read_text() == "not a directory"
+
+
+def test_deterministic_runs_give_bit_identical_weights(tmp_path):
+    finals = []
+    for name in ("a", "b"):
+        result = train(tmp_path / name, "--deterministic", "--seed=5")
+        assert result.returncode == 0, result.stderr[-3000:]
+        checkpoint = checkpoints.checkpoint_dir(tmp_path / name / "pretrain", 1)
+        finals.append(checkpoints.build_network(checkpoint).get_weights())
+    assert len(finals[0]) == len(finals[1])
+    for a, b in zip(*finals):
+        assert np.array_equal(a, b)

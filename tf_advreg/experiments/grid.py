@@ -1,0 +1,118 @@
+"""An experiment file's grid: the training runs it needs, named, deduplicated and ordered.
+
+An experiment file (configs/thesis/*.py, configs/digits/*.py) is a Python module with
+`get_config()`, the base training config; `get_sweep()`, one dict of config overrides per
+entry of the thesis's table or figure; and `REPORT`, which layout tools.report writes.
+
+A pretrain -> tune entry becomes two runs, so that entries sharing a pretraining train it once:
+the pretraining alone (`tune_dataset=""`), and the tuning, which starts from that run's final
+checkpoint (`tune_init_checkpoint`) with `pretrain_epochs=0`. The tuning keeps
+`pretrain_dataset`, so each of its epochs is still evaluated on the pretraining data (thesis
+Figures 5-x). Runs are named after their objectives, so an identical run declared twice, or by
+two experiment files sharing a root, is one workdir.
+"""
+
+import dataclasses
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+
+import ml_collections
+
+from tf_advreg.training import checkpoints
+
+TUNE_PREFIX = "tune_"  # the fields of the tune phase; the pretraining alone resets them
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run: `python -m tools.train --config=<file> <overrides> --workdir=<root>/<name>`."""
+
+    name: str
+    overrides: dict
+    config: dict  # the effective config: get_config() with the overrides applied
+    needs: str = ""  # the run whose pretraining this one tunes from
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    runs: list[Run]  # unique, each after the run it needs
+    entries: list[Run]  # per get_sweep() entry, the run holding its final model
+
+
+def load_experiment(path: str | os.PathLike) -> ModuleType:
+    """Imports an experiment file (run as code: only load files you trust)."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"experiment_{path.stem}", path)
+    if spec is None or not path.is_file():
+        raise FileNotFoundError(f"No experiment file {path}.")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for attribute in ("get_config", "get_sweep", "REPORT"):
+        if not hasattr(module, attribute):
+            raise ValueError(f"{path} defines no {attribute}; see tf_advreg/experiments/grid.py.")
+    return module
+
+
+def effective_config(base: ml_collections.ConfigDict, overrides: dict) -> dict:
+    """The config tools.train will run: `base` with `overrides`, unknown fields refused."""
+    config = ml_collections.ConfigDict(base.to_dict())
+    for field, value in overrides.items():
+        if field not in config:
+            raise ValueError(f"Unknown config field {field!r} in a sweep entry.")
+        config[field] = value
+    return config.to_dict()
+
+
+def _method(objective: str, beta: float) -> str:
+    return objective if beta == 0 else f"{objective}{beta:g}"
+
+
+def run_name(config: dict) -> str:
+    """E.g. trades0.4, robopt, trades3__trades5, ar1-sub50000__ar5."""
+    name = _method(config["pretrain_objective"], config["pretrain_beta"])
+    if config["pretrain_subset"]:
+        name += f"-sub{config['pretrain_subset']}"
+    if config["tune_dataset"]:
+        name += "__" + _method(config["tune_objective"], config["tune_beta"])
+    return name
+
+
+def _is_two_phase(config: dict) -> bool:
+    return bool(
+        config["pretrain_dataset"]
+        and config["pretrain_epochs"] > 0
+        and config["tune_dataset"]
+        and not config["tune_init_checkpoint"]
+    )
+
+
+def expand(experiment: ModuleType, root: str | os.PathLike) -> Sweep:
+    """The runs of `experiment` under `root`, pretrainings first; raises on a name clash."""
+    base = experiment.get_config()
+    unique: dict[str, Run] = {}
+
+    def add(overrides: dict, needs: str = "") -> Run:
+        config = effective_config(base, overrides)
+        run = Run(run_name(config), overrides, config, needs)
+        known = unique.setdefault(run.name, run)
+        if known.config != run.config:
+            raise ValueError(f"Two different runs are both named {run.name}; rename one.")
+        return known
+
+    entries = []
+    for overrides in experiment.get_sweep():
+        config = effective_config(base, overrides)
+        if not _is_two_phase(config):
+            entries.append(add(overrides))
+            continue
+        alone = {k: v for k, v in overrides.items() if not k.startswith(TUNE_PREFIX)}
+        pretraining = add(alone | {"tune_dataset": ""})
+        start = checkpoints.checkpoint_dir(
+            Path(root) / pretraining.name / "pretrain", config["pretrain_epochs"]
+        )
+        tuning = overrides | {"pretrain_epochs": 0, "tune_init_checkpoint": str(start)}
+        entries.append(add(tuning, needs=pretraining.name))
+    runs = sorted(unique.values(), key=lambda run: bool(run.needs))  # stable: declared order
+    return Sweep(runs, entries)

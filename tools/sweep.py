@@ -1,0 +1,49 @@
+"""Train an experiment's grid of runs, each in its own workdir under one root.
+
+    python -m tools.sweep --config=configs/digits/table_4_1.py             # train here, in turn
+    python -m tools.sweep --config=configs/thesis/table_4_1.py --dry_run   # list runs, status
+    python -m tools.sweep --config=configs/thesis/tables_5_1_to_5_4.py --emit=jobs/t5.txt
+    python -m tools.sweep --config=configs/digits/table_4_2.py --only=ar5
+
+Finished runs are skipped and interrupted ones resumed. --emit writes one tools.train command
+per line (pretrainings before the tunings that start from them) and a bash script that runs
+them stage by stage, JOBS at a time. Experiment files are Python: only run ones you trust.
+"""
+
+import sys
+
+from absl import app, flags
+
+from tf_advreg.experiments import grid, sweep
+
+_CONFIG = flags.DEFINE_string("config", None, "Experiment file (configs/thesis/*.py, ...).")
+_ROOT = flags.DEFINE_string("root", None, "Parent of the runs' workdirs (default: its workdir).")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the runs, their status and command; no run.")
+_EMIT = flags.DEFINE_string(
+    "emit", None, "Write the unfinished runs' commands here (and a .sh script) instead of running."
+)
+_ONLY = flags.DEFINE_string("only", "", "Only the runs whose name contains this (and their needs).")
+flags.mark_flag_as_required("config")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        experiment = grid.load_experiment(_CONFIG.value)
+        root = _ROOT.value or experiment.get_config().workdir
+        runs = sweep.select(grid.expand(experiment, root).runs, _ONLY.value)
+        if _DRY_RUN.value:
+            print(sweep.describe(runs, _CONFIG.value, root))
+        elif _EMIT.value:
+            pending = [run for run in runs if sweep.status(run, root) is not sweep.Status.FINISHED]
+            for path in sweep.write_commands(pending, _CONFIG.value, root, _EMIT.value):
+                print(f"Wrote {path} ({len(pending)} of {len(runs)} runs unfinished).")
+        else:
+            sweep.run_all(runs, _CONFIG.value, root)
+    except (ValueError, OSError, RuntimeError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    app.run(main)
