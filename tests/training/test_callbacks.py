@@ -25,7 +25,7 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_earlier_checkpoints(tmp_pa
         callbacks.EpochCheckpoint(tmp_path, ARGS, keep=0),
     ]
     with pytest.raises(callbacks.NonFiniteLoss, match="became nan at epoch 2, step 2"):
-        model.fit(batches, epochs=2, steps_per_epoch=2, callbacks=guards, verbose=0)
+        model.fit(batches, epochs=2, steps_per_epoch=2, callbacks=guards, shuffle=False, verbose=0)
     assert [p.name for p in checkpoints.list_checkpoints(tmp_path)] == ["epoch_0001"]
     restored = checkpoints.build_network(checkpoints.checkpoint_dir(tmp_path, 1))
     assert all(np.all(np.isfinite(w.numpy())) for w in restored.weights)
