@@ -137,3 +137,16 @@ def test_resnet18_objective_compiles_with_xla():
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), jit_compile=True)
     history = model.fit(images, labels, batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_mixed_bfloat16_training_keeps_float32_losses_and_learns():
+    images, labels = separable_images(64)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = objectives.AdversarialRegularization(_small_convnet(0), beta=1.0, **ATTACK)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.network.layers[0].compute_dtype == "bfloat16"
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
+    loss = model.fit(images, labels, batch_size=16, epochs=10, verbose=0).history["loss"]
+    assert np.all(np.isfinite(loss)) and loss[-1] < 0.7 * loss[0], loss
