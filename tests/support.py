@@ -51,3 +51,13 @@ def separable_images(num_examples: int = 64, size: int = 8, num_classes: int = 4
         row, col = divmod(int(label), 2)
         images[i, row * half : (row + 1) * half, col * half : (col + 1) * half] += 0.6
     return images, labels
+
+
+def assert_in_ball_and_box(adversarial, images, eps: float, norm: str = "linf") -> None:
+    """The attack invariants: within eps of the input in `norm`, inside [0, 1], and moved."""
+    adversarial = np.asarray(adversarial)
+    delta = (adversarial - images).reshape(len(images), -1)
+    size = np.abs(delta).max(axis=1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    assert size.max() <= eps + 1e-6
+    assert adversarial.min() >= 0.0 and adversarial.max() <= 1.0
+    assert size.max() > 0  # it moved

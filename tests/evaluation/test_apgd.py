@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import assert_in_ball_and_box
 
 from tf_advreg.evaluation import Attack, apgd, dlr_loss, evaluate
 from tf_advreg.evaluation.apgd import checkpoints
@@ -44,12 +45,7 @@ def test_dlr_loss_values_and_invariance():
 def test_stays_in_ball_and_box(untrained, loss, norm):
     network, images, labels = untrained
     adv = apgd(network, images, labels, eps=EPS, steps=6, loss=loss, norm=norm, seed=[1, 2])
-    adv = adv.numpy()
-    delta = (adv - images).reshape(len(images), -1)
-    size = np.abs(delta).max(axis=1) if norm == "linf" else np.linalg.norm(delta, axis=1)
-    assert size.max() <= EPS + 1e-6
-    assert adv.min() >= 0.0 and adv.max() <= 1.0
-    assert size.max() > 0  # it moved
+    assert_in_ball_and_box(adv, images, EPS, norm)
 
 
 def test_zero_eps_or_steps_returns_input(untrained):
