@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Model: CIFAR ResNet18 (11.17 M parameters at width 64).
     config.width = 64
+    config.sync_batchnorm = False  # our choice: per-replica BatchNorm statistics, as PyTorch DDP
 
     # Objectives: natural, robopt, trades, ar, alp, mart; beta is the thesis's lambda.
     config.pretrain_objective = "robopt"

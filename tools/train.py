@@ -37,6 +37,7 @@ _HELP = {
     "data_dir": "TFDS data directory (empty: the TFDS default).",
     "augment": "Augmentation policy (none, default, ...).",
     "width": "ResNet18 first-stage width (64 is the thesis model).",
+    "sync_batchnorm": "BatchNorm statistics over the global batch under a distribution strategy.",
     "pretrain_objective": "natural, robopt, trades, ar, alp or mart.",
     "pretrain_beta": "Regularization weight (the thesis's lambda) of the pretrain objective.",
     "tune_objective": "natural, robopt, trades, ar, alp or mart.",

@@ -17,6 +17,7 @@ MULTI_WORKER = (
     "--tune_dataset=",
     "--pretrain_subset=300",
     "--strategy=multi_worker",  # with --jit_compile=false: XLA has no CPU collectives
+    "--sync_batchnorm",
 )
 DEADLINE_S = 240
 
@@ -77,10 +78,11 @@ def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path):
     (scratch,) = (tmp_path / "tmp1").glob("tf_advreg-worker1-pretrain-*")
     assert (scratch / "saved_model" / "saved_model.pb").is_file()  # its writes went here
     mine, other = checkpoints.checkpoint_dir(chief, 1), checkpoints.checkpoint_dir(scratch, 1)
-    # Gradients are all-reduced, so weights and momenta agree bit for bit. BatchNorm's moving
-    # statistics are each worker's own (docs/distributed.md), as in PyTorch DDP.
+    # Gradients are all-reduced and BatchNorm statistics synchronized, so all weights (moving
+    # statistics included) and momenta agree bit for bit.
     a, b = checkpoints.build_network(mine), checkpoints.build_network(other)
-    for wa, wb in zip(a.trainable_weights, b.trainable_weights):
+    assert len(a.weights) > len(a.trainable_weights)
+    for wa, wb in zip(a.weights, b.weights):
         np.testing.assert_array_equal(wa.numpy(), wb.numpy())
     with np.load(mine / "optimizer.npz") as sa, np.load(other / "optimizer.npz") as sb:
         assert sa.files == sb.files

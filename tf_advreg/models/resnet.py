@@ -16,7 +16,7 @@ _STAGE_WIDTHS = (64, 128, 256, 512)
 _BLOCKS_PER_STAGE = 2
 
 
-def _conv_bn(x, filters: int, kernel_size: int, stride: int, name: str):
+def _conv_bn(x, filters: int, kernel_size: int, stride: int, name: str, synchronized: bool):
     x = keras.layers.Conv2D(
         filters,
         kernel_size,
@@ -26,16 +26,19 @@ def _conv_bn(x, filters: int, kernel_size: int, stride: int, name: str):
         kernel_initializer="he_normal",
         name=f"{name}_conv",
     )(x)
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
+    return keras.layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=f"{name}_bn"
+    )(x)
 
 
-def _basic_block(x, filters: int, stride: int, name: str):
+def _basic_block(x, filters: int, stride: int, name: str, synchronized: bool):
     """Two 3x3 convolutions with an identity (or 1x1 projection) shortcut."""
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
-        shortcut = _conv_bn(x, filters, 1, stride, f"{name}_shortcut")
-    y = keras.layers.ReLU(name=f"{name}_relu1")(_conv_bn(x, filters, 3, stride, f"{name}_1"))
-    y = _conv_bn(y, filters, 3, 1, f"{name}_2")
+        shortcut = _conv_bn(x, filters, 1, stride, f"{name}_shortcut", synchronized)
+    y = _conv_bn(x, filters, 3, stride, f"{name}_1", synchronized)
+    y = keras.layers.ReLU(name=f"{name}_relu1")(y)
+    y = _conv_bn(y, filters, 3, 1, f"{name}_2", synchronized)
     y = keras.layers.Add(name=f"{name}_add")([y, shortcut])
     return keras.layers.ReLU(name=f"{name}_relu2")(y)
 
@@ -46,6 +49,7 @@ def resnet18(
     input_shape: Sequence[int] = (32, 32, 3),
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    sync_batchnorm: bool = False,
 ) -> keras.Model:
     """Builds the CIFAR ResNet18 (11.17 M parameters at width 64 and 10 classes).
 
@@ -56,6 +60,9 @@ def resnet18(
       input_shape: (height, width, channels); 8x8 and 16x16 grayscale work.
       mean, std: per-channel statistics of the training images in [0, 1]. Default: the
         CIFAR-10 statistics for 3 channels, 0.5 / 0.25 otherwise.
+      sync_batchnorm: under a distribution strategy, compute BatchNorm's batch statistics over
+        the global batch, so every replica keeps the same moving statistics (one all-reduce per
+        layer and training step). Off: each replica normalises by its own batch, as PyTorch DDP.
     """
     if width < 1:
         raise ValueError(f"width must be a positive integer, got {width}.")
@@ -73,12 +80,14 @@ def resnet18(
     x = keras.layers.Normalization(
         mean=list(mean), variance=[s * s for s in std], name="normalize"
     )(images)
-    x = keras.layers.ReLU(name="stem_relu")(_conv_bn(x, width, 3, 1, "stem"))
+    x = keras.layers.ReLU(name="stem_relu")(_conv_bn(x, width, 3, 1, "stem", sync_batchnorm))
     for stage, stage_width in enumerate(_STAGE_WIDTHS):
         filters = stage_width * width // 64
         for block in range(_BLOCKS_PER_STAGE):
             stride = 2 if stage > 0 and block == 0 else 1
-            x = _basic_block(x, filters, stride, f"stage{stage + 1}_block{block + 1}")
+            x = _basic_block(
+                x, filters, stride, f"stage{stage + 1}_block{block + 1}", sync_batchnorm
+            )
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     # Logits stay float32 under mixed precision: losses and attack gradients need the range.
     logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)

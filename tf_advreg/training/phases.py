@@ -130,6 +130,7 @@ def network_args(config, dataset_info: data.DatasetInfo) -> dict:
         "input_shape": list(dataset_info.image_shape),
         "mean": list(dataset_info.mean),
         "std": list(dataset_info.std),
+        "sync_batchnorm": config.sync_batchnorm,
     }
 
 
@@ -306,7 +307,7 @@ def _inherit_architecture(checkpoint: Path, args: dict) -> dict:
                 f"The tune phase cannot start from {checkpoint}: its {key} is {saved[key]}, "
                 f"the tune data and config need {args[key]}."
             )
-    return saved
+    return saved | {"sync_batchnorm": args["sync_batchnorm"]}
 
 
 def _hparams(config, phase: Phase) -> dict:
