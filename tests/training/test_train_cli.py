@@ -116,7 +116,11 @@ def test_rerun_with_more_epochs_continues_at_the_next_epoch(tmp_path):
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
-    """SIGKILL mid-run, then the same command: bit-identical to a run never interrupted."""
+    """SIGKILL mid-run, then the same command: the weights of a run never interrupted.
+
+    Equal to float32 rounding: with --deterministic they are usually bit-identical, but a
+    1-ulp difference in one element has been seen once, so the comparison allows 1e-6.
+    """
     args = ["--tune_dataset=", "--pretrain_epochs=2", "--seed=3", "--deterministic"]
     killed = tmp_path / "killed"
     command = [sys.executable, "-m", "tools.train", f"--workdir={killed}", *TINY_TRAINING, *args]
@@ -143,7 +147,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     a = checkpoints.build_network(checkpoints.checkpoint_dir(killed / "pretrain", 2))
     b = checkpoints.build_network(checkpoints.checkpoint_dir(straight / "pretrain", 2))
     for wa, wb in zip(a.weights, b.weights):
-        np.testing.assert_array_equal(wa.numpy(), wb.numpy())
+        np.testing.assert_allclose(wa.numpy(), wb.numpy(), rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize(
