@@ -13,7 +13,7 @@ import json
 
 from absl import app, flags
 
-from tf_advreg import benchmarking
+from tf_advreg import benchmarking, files
 from tf_advreg.objectives import OBJECTIVES
 
 _OBJECTIVES = flags.DEFINE_list(
@@ -108,8 +108,7 @@ def main(argv):
             "results": [r.as_dict() for r in results],
             "ratios": ratios,
         }
-        with open(_OUTPUT.value, "w") as f:
-            json.dump(report, f, indent=2)
+        files.write_text(_OUTPUT.value, json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

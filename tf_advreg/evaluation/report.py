@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import tf_advreg
+from tf_advreg import files
 from tf_advreg.evaluation.robustness import Outcome, result_record
 from tf_advreg.evaluation.sanity import Check
 
@@ -92,13 +93,13 @@ def _rows(doc: dict):
 
 def write_json(doc: dict, path: str | os.PathLike) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(doc, indent=2) + "\n")
+    files.write_text(path, json.dumps(doc, indent=2) + "\n")
 
 
 def write_csv(doc: dict, path: str | os.PathLike) -> None:
     """One row per (model, split, attack): the series thesis Figures 5-1..5-4 plot."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with files.replaced_atomically(path) as staging, open(staging, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(_rows(doc))

@@ -19,6 +19,7 @@ matplotlib.use("Agg")  # files only: no display on a cluster node
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from tf_advreg import files  # noqa: E402
 from tf_advreg.experiments import grid, results, sweep, thesis  # noqa: E402
 from tf_advreg.experiments.grid import Run  # noqa: E402
 
@@ -96,7 +97,7 @@ class Table:
     def write_csv(self, path: Path) -> None:
         """Our values in the thesis's layout, then the thesis's as `thesis <column>` columns."""
         published = thesis.published(self.number)
-        with path.open("w", newline="") as f:
+        with files.replaced_atomically(path) as staging, staging.open("w", newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow([self.corner, *self.columns, *(f"thesis {c}" for c in self.columns)])
             for row in self.rows:
@@ -178,7 +179,8 @@ def subset_table(sweep_: grid.Sweep, root: Path) -> Table:
 
 def _save(figure: plt.Figure, path: Path) -> Path:
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with files.replaced_atomically(path) as staging:
+        figure.savefig(staging, dpi=120)
     plt.close(figure)
     return path
 
@@ -246,7 +248,7 @@ def _write_tables(tables: list[Table], out: Path, root: Path, comparable: bool) 
     paths = []
     for table in tables:
         stem = out / f"table_{table.number.replace('.', '_')}"
-        stem.with_suffix(".md").write_text(table.markdown(legend, comparable))
+        files.write_text(stem.with_suffix(".md"), table.markdown(legend, comparable))
         table.write_csv(stem.with_suffix(".csv"))
         paths += [stem.with_suffix(".md"), stem.with_suffix(".csv")]
     return paths

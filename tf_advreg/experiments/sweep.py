@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tf_advreg import files
 from tf_advreg.experiments.grid import Run
 from tf_advreg.training.callbacks import read_metrics
 from tf_advreg.training.run_config import RESUMABLE_FIELDS
@@ -119,7 +120,7 @@ def write_commands(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [shlex.join(command(run, config_path, root)) for run in runs]
-    path.write_text("".join(line + "\n" for line in lines))
+    files.write_text(path, "".join(line + "\n" for line in lines))
     script = path.with_suffix(".sh")
     stages = [
         [line for run, line in zip(runs, lines) if bool(run.needs) == tunes]
@@ -134,6 +135,6 @@ def write_commands(
     ]
     for stage_lines in filter(None, stages):
         body += ["stage <<'EOF'", *stage_lines, "EOF"]
-    script.write_text("\n".join(body) + "\n")
+    files.write_text(script, "\n".join(body) + "\n")
     script.chmod(0o755)
     return path, script

@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
+from tf_advreg import files
 from tf_advreg.training import checkpoints
 
 _FIT_METRICS = ("loss", "natural_accuracy", "adversarial_accuracy")
@@ -110,9 +111,7 @@ class MetricsLog(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         kept = [r for r in read_metrics(self.path) if r["epoch"] <= self.initial_epoch]
-        staging = self.path.with_name(f".{self.path.name}.tmp")
-        staging.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(staging, self.path)
+        files.write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def on_epoch_end(self, epoch, logs=None):
         record = {"phase": self.phase, "epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}

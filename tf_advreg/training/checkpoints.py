@@ -30,6 +30,12 @@ def checkpoint_dir(phase_dir: str | os.PathLike, epoch: int) -> Path:
     return Path(phase_dir) / CHECKPOINTS / f"{_PREFIX}{epoch:04d}"
 
 
+def is_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether `path` holds a checkpoint's network: its architecture and its weights."""
+    path = Path(path)
+    return (path / "network.json").is_file() and (path / "network.weights.h5").is_file()
+
+
 def list_checkpoints(phase_dir: str | os.PathLike) -> list[Path]:
     """Complete checkpoint directories, oldest first."""
     root = Path(phase_dir) / CHECKPOINTS

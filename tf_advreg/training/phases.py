@@ -17,7 +17,7 @@ import keras
 import ml_collections
 import tensorflow as tf
 
-from tf_advreg import data, export
+from tf_advreg import data, export, files
 from tf_advreg.models import resnet18
 from tf_advreg.objectives import objective_class
 from tf_advreg.training import callbacks, checkpoints
@@ -146,9 +146,10 @@ def init_checkpoint(config, workdir: Path) -> Path:
     """The checkpoint the tune phase starts from; a clear error if it does not exist."""
     if config.tune_init_checkpoint:
         path = Path(config.tune_init_checkpoint)
-        if not (path / "network.weights.h5").is_file():
+        if not checkpoints.is_checkpoint(path):
             raise FileNotFoundError(
-                f"tune_init_checkpoint {path} is not a checkpoint (no network.weights.h5); "
+                f"tune_init_checkpoint {path} is not a checkpoint (no network.json and "
+                "network.weights.h5); "
                 "point it at a checkpoints/epoch_NNNN directory."
             )
         return path
@@ -256,8 +257,9 @@ def run_phase(
     )
     train_set = _shard_by_example(train_set)
 
-    (phase_dir / "config.json").write_text(
-        json.dumps({"phase": dataclasses.asdict(phase), **config.to_dict()}, indent=2)
+    files.write_text(
+        phase_dir / "config.json",
+        json.dumps({"phase": dataclasses.asdict(phase), **config.to_dict()}, indent=2),
     )
     sample_images, sample_labels = next(iter(eval_sets["test"]))
     fit_callbacks = [

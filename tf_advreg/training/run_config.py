@@ -7,7 +7,7 @@ from pathlib import Path
 
 import ml_collections
 
-from tf_advreg import data
+from tf_advreg import data, files
 from tf_advreg.attacks import validate_attack_args
 from tf_advreg.data import augment
 from tf_advreg.objectives import objective_class
@@ -127,7 +127,5 @@ def prepare_workdir(
             "choose a new or empty --workdir."
         )
     workdir.mkdir(parents=True, exist_ok=True)
-    staging = workdir / ".config.json.tmp"
-    staging.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
-    os.replace(staging, saved_path)
+    files.write_text(saved_path, json.dumps(config.to_dict(), indent=2, sort_keys=True))
     return workdir
