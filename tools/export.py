@@ -24,13 +24,13 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing director
 def _checkpoint_path(path: Path) -> Path:
     from tf_advreg.training import checkpoints
 
-    if (path / "network.weights.h5").is_file():
+    if checkpoints.is_checkpoint(path):
         return path
     found = checkpoints.list_checkpoints(path)
     if not found:
         raise ValueError(
-            f"{path} is neither a checkpoint (no network.weights.h5) nor a phase directory "
-            "with checkpoints/epoch_NNNN; point --checkpoint at one of those."
+            f"{path} is neither a checkpoint (network.json and network.weights.h5) nor a phase "
+            "directory with checkpoints/epoch_NNNN; point --checkpoint at one of those."
         )
     return found[-1]
 

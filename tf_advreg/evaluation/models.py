@@ -42,10 +42,6 @@ class LoadedModel:
         }
 
 
-def is_checkpoint(path: Path) -> bool:
-    return (path / "network.json").is_file() and (path / "network.weights.h5").is_file()
-
-
 def _is_saved_model(path: Path) -> bool:
     return (path / "saved_model.pb").is_file()
 
@@ -59,7 +55,7 @@ def resolve(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No such file or directory: {path}")
-    if _is_saved_model(path) or is_checkpoint(path):
+    if _is_saved_model(path) or checkpoints.is_checkpoint(path):
         return path
     for phase_dir in [path / phase for phase in reversed(PHASES)] + [path]:
         if _is_saved_model(phase_dir / _SAVED_MODEL):
@@ -88,7 +84,7 @@ def _sha256(path: Path) -> str:
 def load(path: str | os.PathLike) -> LoadedModel:
     """Loads the model `path` stands for (see `resolve`)."""
     path = resolve(path).resolve()
-    if is_checkpoint(path):
+    if checkpoints.is_checkpoint(path):
         network = checkpoints.build_network(path)
         state_file = path / "state.json"
         epoch = checkpoints.read_state(path)["epoch"] if state_file.is_file() else None
