@@ -14,6 +14,22 @@ tf.config.set_logical_device_configuration(
 )
 
 
+@pytest.fixture(scope="module")
+def untrained():
+    """An untrained width-4 ResNet18 on random 8x8 images, a quarter of them all 0 and a quarter
+    all 1: pixels at the box edges, which projections must keep inside [0, 1]."""
+    import numpy as np
+
+    from tf_advreg.models import resnet18
+
+    network = resnet18(num_classes=10, width=4, input_shape=(8, 8, 1))
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (16, 8, 8, 1)).astype("float32")
+    images[:4] = 0.0
+    images[4:8] = 1.0
+    return network, images, rng.integers(0, 10, 16).astype("int32")
+
+
 @pytest.fixture(scope="session")
 def digits_model():
     """A tiny ResNet18 trained briefly on scikit-learn's digits: enough to attack meaningfully."""

@@ -7,19 +7,8 @@ from support import assert_in_ball_and_box
 
 from tf_advreg.evaluation import Attack, apgd, dlr_loss, evaluate
 from tf_advreg.evaluation.apgd import checkpoints
-from tf_advreg.models import resnet18
 
 EPS = 0.1
-
-
-@pytest.fixture(scope="module")
-def untrained():
-    network = resnet18(num_classes=10, width=4, input_shape=(8, 8, 1))
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 1, (16, 8, 8, 1)).astype("float32")
-    images[:4] = 0.0  # box edges: the projection must keep these in [0, 1]
-    images[4:8] = 1.0
-    return network, images, rng.integers(0, 10, 16).astype("int32")
 
 
 def test_checkpoints_follow_the_paper():
