@@ -58,6 +58,12 @@ def test_workdir_guard_refuses_a_different_run_and_allows_more_epochs(tmp_path):
     assert not (tmp_path / "run" / "marker").exists()
 
 
+def test_fields_a_saved_run_predates_are_not_compared():
+    saved = {"eps": 0.1, "pretrain_epochs": 8}
+    assert run_config.config_differences(saved, {"eps": 0.1, "pretrain_epochs": 9, "new": 1}) == []
+    assert run_config.config_differences(saved, {"eps": 0.2}) == ["eps: 0.1 -> 0.2"]
+
+
 def test_workdir_guard_never_deletes_a_directory_that_is_not_a_run(tmp_path):
     (tmp_path / "notes.txt").write_text("precious")
     with pytest.raises(ValueError, match="holds no tf_advreg run"):

@@ -17,7 +17,7 @@ from pathlib import Path
 from tf_advreg import files
 from tf_advreg.experiments.grid import Run
 from tf_advreg.training.callbacks import read_metrics
-from tf_advreg.training.run_config import RESUMABLE_FIELDS
+from tf_advreg.training.run_config import config_differences
 
 
 class Status(enum.Enum):
@@ -43,7 +43,7 @@ def status(run: Run, root: str | os.PathLike) -> Status:
     if not saved_path.is_file():
         return Status.NEW
     saved = json.loads(saved_path.read_text())
-    if any(saved.get(k) != v for k, v in run.config.items() if k not in RESUMABLE_FIELDS):
+    if config_differences(saved, run.config):
         return Status.CONFLICT
     for phase, epochs in phase_epochs(run.config).items():
         records = read_metrics(workdir / phase / "metrics.jsonl")

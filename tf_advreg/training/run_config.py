@@ -91,8 +91,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
     augment.check_policy(config.augment)
 
 
-def _run_settings(config_dict: dict) -> dict:
-    return {k: v for k, v in config_dict.items() if k not in RESUMABLE_FIELDS}
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """The settings in which `current` would not continue the run `saved` describes.
+
+    Resumable fields may differ. A field the saved run predates is not compared: fields are
+    added with defaults that keep the earlier behaviour.
+    """
+    return sorted(
+        f"{key}: {saved[key]!r} -> {value!r}"
+        for key, value in current.items()
+        if key not in RESUMABLE_FIELDS and key in saved and saved[key] != value
+    )
 
 
 def prepare_workdir(
@@ -108,11 +117,7 @@ def prepare_workdir(
     saved_path = workdir / "config.json"
     if saved_path.exists():
         saved = json.loads(saved_path.read_text())
-        differences = sorted(
-            f"{key}: {saved.get(key)!r} -> {value!r}"
-            for key, value in _run_settings(config.to_dict()).items()
-            if saved.get(key) != value
-        )
+        differences = config_differences(saved, config.to_dict())
         if differences and not overwrite:
             raise ValueError(
                 f"{workdir} holds a run with a different config ({'; '.join(differences)}); "
