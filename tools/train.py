@@ -61,6 +61,7 @@ _HELP = {
     "attack_bn_training": "Run BatchNorm in training mode during the training attack.",
     "eval_every": "Evaluate every N epochs (and always after the last).",
     "train_eval_subset": "Examples of each training split evaluated per epoch (0: all).",
+    "test_eval_subset": "Test examples evaluated per epoch; the final epoch reads all (0: all).",
     "workdir": "Directory of the run's checkpoints, logs and exports.",
     "keep_checkpoints": "Keep only the newest N epoch checkpoints (0: all).",
     "seed": "Seed of weights, data order, augmentation and attack starts.",

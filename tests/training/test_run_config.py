@@ -35,6 +35,7 @@ def test_thesis_defaults_are_the_thesis_settings():
         ("strategy", "tpu", "Unknown strategy 'tpu'"),
         ("augment", "mixup", "Unknown augmentation policy 'mixup'"),
         ("batch_size", 0, "batch_size must be >= 1"),
+        ("test_eval_subset", -1, "test_eval_subset must be >= 0"),
     ],
 )
 def test_bad_fields_are_named(field, value, message):

@@ -3,9 +3,11 @@
 Each has one job. They share the epoch's `logs` dict in list order, so `Throughput` and
 `PeriodicEvaluation` come first and add the keys the writers after them record. Training-batch
 metrics (running means over the epoch, under augmentation and the training attack) appear as
-`fit/<metric>`; evaluations as `<set>/<metric>`, e.g. `test/adversarial_accuracy`.
+`fit/<metric>`; evaluations as `<set>/<metric>`, e.g. `test/adversarial_accuracy`, with
+`<set>/num_examples` saying how many examples they read.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -75,12 +77,31 @@ class Throughput(keras.callbacks.Callback):
                 logs[f"fit/{name}"] = logs.pop(name)
 
 
-class PeriodicEvaluation(keras.callbacks.Callback):
-    """Natural and PGD accuracy on each evaluation set every `every` epochs and at the end."""
+@dataclasses.dataclass(frozen=True)
+class EvalSet:
+    """Batches to evaluate, and how many examples they hold: a sample or the whole split."""
 
-    def __init__(self, eval_sets: Mapping[str, tf.data.Dataset], every: int, final_epoch: int):
+    batches: tf.data.Dataset
+    num_examples: int
+
+
+class PeriodicEvaluation(keras.callbacks.Callback):
+    """Natural and PGD accuracy on each evaluation set every `every` epochs and at the end.
+
+    `final_sets` replace sets of the same label at the final epoch, so that the epochs between
+    can read a sample while the final model is measured on the whole split.
+    """
+
+    def __init__(
+        self,
+        eval_sets: Mapping[str, EvalSet],
+        every: int,
+        final_epoch: int,
+        final_sets: Mapping[str, EvalSet] | None = None,
+    ):
         super().__init__()
         self.eval_sets = dict(eval_sets)
+        self.final_sets = dict(final_sets or {})
         self.every = every
         self.final_epoch = final_epoch
 
@@ -91,9 +112,13 @@ class PeriodicEvaluation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not self.due(epoch):
             return
-        for label, dataset in self.eval_sets.items():
-            results = self.model.evaluate(dataset, verbose=0, return_dict=True)
+        sets = self.eval_sets
+        if epoch + 1 == self.final_epoch:
+            sets = sets | self.final_sets
+        for label, eval_set in sets.items():
+            results = self.model.evaluate(eval_set.batches, verbose=0, return_dict=True)
             logs.update({f"{label}/{name}": float(value) for name, value in results.items()})
+            logs[f"{label}/num_examples"] = eval_set.num_examples
 
 
 class MetricsLog(keras.callbacks.Callback):
@@ -114,7 +139,8 @@ class MetricsLog(keras.callbacks.Callback):
         files.write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def on_epoch_end(self, epoch, logs=None):
-        record = {"phase": self.phase, "epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
+        values = {k: v if isinstance(v, int) else float(v) for k, v in logs.items()}
+        record = {"phase": self.phase, "epoch": epoch + 1, **values}
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()

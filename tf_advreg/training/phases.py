@@ -91,17 +91,20 @@ def _data_dir(config) -> str | None:
     return config.data_dir or None
 
 
-def _eval_sets(config, phase: Phase) -> dict[str, tf.data.Dataset]:
-    """test and train splits of the phase's data; while tuning, the pretraining data too.
+def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]:
+    """The sets evaluated each epoch, and those that replace them at the final epoch.
 
-    Training splits are evaluated on a class-balanced sample of `train_eval_subset` examples
-    (the whole split when it is smaller).
+    Each epoch reads test and train splits of the phase's data and, while tuning, the
+    pretraining data: class-balanced samples of `test_eval_subset` and `train_eval_subset`
+    examples (the whole split when it is smaller). The final epoch reads the whole test split,
+    so the final model's test accuracy is the full split's.
     """
 
-    def load(name: str, split: str, subset: int) -> tf.data.Dataset:
-        if subset >= data.split_size(name, split, _data_dir(config)):
+    def load(name: str, split: str, subset: int) -> callbacks.EvalSet:
+        size = data.split_size(name, split, _data_dir(config))
+        if subset >= size:
             subset = 0
-        return data.load(
+        batches = data.load(
             name,
             split,
             batch_size=config.batch_size,
@@ -110,16 +113,21 @@ def _eval_sets(config, phase: Phase) -> dict[str, tf.data.Dataset]:
             subset=_subset(subset),
             seed=config.seed,
         )
+        return callbacks.EvalSet(_shard_by_example(batches), subset or size)
 
     sets = {
-        "test": load(phase.dataset, config.test_split, 0),
+        "test": load(phase.dataset, config.test_split, config.test_eval_subset),
         "train": load(phase.dataset, phase.split, config.train_eval_subset),
     }
     if phase.name == "tune" and config.pretrain_dataset:
         sets["pretrain_train"] = load(
             config.pretrain_dataset, config.pretrain_split, config.train_eval_subset
         )
-    return {label: _shard_by_example(dataset) for label, dataset in sets.items()}
+    whole_test = data.split_size(phase.dataset, config.test_split, _data_dir(config))
+    final_sets = {}
+    if sets["test"].num_examples < whole_test:
+        final_sets["test"] = load(phase.dataset, config.test_split, 0)
+    return sets, final_sets
 
 
 def network_args(config, dataset_info: data.DatasetInfo) -> dict:
@@ -205,7 +213,7 @@ def run_phase(
             f"{phase.dataset}:{phase.split} has {train_size} examples, fewer than one batch of "
             f"{config.batch_size}; lower --batch_size."
         )
-    eval_sets = _eval_sets(config, phase)
+    eval_sets, final_sets = _eval_sets(config, phase)
     args = network_args(config, dataset_info)
     start = init_checkpoint(config, workdir) if phase.name == "tune" else None
     if start is not None:
@@ -261,11 +269,11 @@ def run_phase(
         phase_dir / "config.json",
         json.dumps({"phase": dataclasses.asdict(phase), **config.to_dict()}, indent=2),
     )
-    sample_images, sample_labels = next(iter(eval_sets["test"]))
+    sample_images, sample_labels = next(iter(eval_sets["test"].batches))
     fit_callbacks = [
         callbacks.StopOnNonFiniteLoss(),
         callbacks.Throughput(config.batch_size),
-        callbacks.PeriodicEvaluation(eval_sets, config.eval_every, phase.epochs),
+        callbacks.PeriodicEvaluation(eval_sets, config.eval_every, phase.epochs, final_sets),
         callbacks.MetricsLog(phase_dir / "metrics.jsonl", phase.name, initial_epoch),
         callbacks.TensorBoardLog(
             phase_dir / "tensorboard",

@@ -82,7 +82,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
         config.strategy in STRATEGIES,
         f"Unknown strategy {config.strategy!r}; choose one of {', '.join(STRATEGIES)}.",
     )
-    for field in ("pretrain_subset", "train_eval_subset", "eval_every", "keep_checkpoints"):
+    for field in (
+        "pretrain_subset",
+        "train_eval_subset",
+        "test_eval_subset",
+        "eval_every",
+        "keep_checkpoints",
+    ):
         _require(config[field] >= 0, f"{field} must be >= 0, got {config[field]}.")
     _require(
         config.steps_per_execution >= 1,
