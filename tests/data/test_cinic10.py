@@ -5,28 +5,13 @@ import tarfile
 import numpy as np
 import pytest
 import requests
-import tensorflow as tf
 import tensorflow_datasets as tfds
+from fake_datasets import write_fake_cinic
 
 from tf_advreg import data
 from tf_advreg.data import cinic10
 
 PER_CLASS = 2
-
-
-def write_fake_cinic(root, per_class=PER_CLASS):
-    """train/valid/test/<class>/*.png; every pixel of an image encodes its class (10 * label)."""
-    for folder in cinic10.SPLIT_FOLDERS.values():
-        for label, name in enumerate(data.CIFAR10_CLASSES):
-            class_dir = root / folder / name
-            class_dir.mkdir(parents=True)
-            for i in range(per_class):
-                # One grayscale PNG per class: the builder must still deliver RGB.
-                channels = 1 if i == 0 else 3
-                image = np.full((32, 32, channels), 10 * label, np.uint8)
-                png = tf.io.encode_png(image).numpy()
-                (class_dir / f"cifar10-{folder}-{i}.png").write_bytes(png)
-    return root
 
 
 def load_all(split, **kwargs):
