@@ -65,6 +65,14 @@ def test_fields_a_saved_run_predates_are_not_compared():
     assert run_config.config_differences(saved, {"eps": 0.2}) == ["eps: 0.1 -> 0.2"]
 
 
+def test_a_run_made_before_test_eval_subset_resumes(tmp_path):
+    config = default.get_config()
+    saved = config.to_dict()
+    del saved["test_eval_subset"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    run_config.prepare_workdir(tmp_path, config, overwrite=False)  # no "different config"
+
+
 def test_workdir_guard_never_deletes_a_directory_that_is_not_a_run(tmp_path):
     (tmp_path / "notes.txt").write_text("precious")
     with pytest.raises(ValueError, match="holds no tf_advreg run"):
