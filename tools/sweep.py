@@ -4,10 +4,13 @@
     python -m tools.sweep --config=configs/thesis/table_4_1.py --dry_run   # list runs, status
     python -m tools.sweep --config=configs/thesis/tables_5_1_to_5_4.py --emit=jobs/t5.txt
     python -m tools.sweep --config=configs/digits/table_4_2.py --only=ar5
+    python -m tools.sweep --config=configs/digits/table_4_1.py --seeds=5 --dry_run
 
-Finished runs are skipped and interrupted ones resumed. --emit writes one tools.train command
-per line (pretrainings before the tunings that start from them) and a bash script that runs
-them stage by stage, JOBS at a time. Experiment files are Python: only run ones you trust.
+Each cell of the grid is trained once per seed (the experiment's SEEDS, or --seeds), each seed
+its own run and workdir (<name>-seed<N>). Finished runs are skipped and interrupted ones
+resumed. --emit writes one tools.train command per line (pretrainings before the tunings that
+start from them) and a bash script that runs them stage by stage, JOBS at a time. Experiment
+files are Python: only run ones you trust.
 """
 
 import sys
@@ -22,6 +25,9 @@ _DRY_RUN = flags.DEFINE_bool("dry_run", False, "List the runs, their status and 
 _EMIT = flags.DEFINE_string(
     "emit", None, "Write the unfinished runs' commands here (and a .sh script) instead of running."
 )
+_SEEDS = flags.DEFINE_integer(
+    "seeds", None, "Runs per cell, seeds <config seed> + 0..N-1 (default: the file's SEEDS or 1)."
+)
 _ONLY = flags.DEFINE_string("only", "", "Only the runs whose name contains this (and their needs).")
 flags.mark_flag_as_required("config")
 
@@ -32,7 +38,7 @@ def main(argv):
     try:
         experiment = grid.load_experiment(_CONFIG.value)
         root = _ROOT.value or experiment.get_config().workdir
-        runs = sweep.select(grid.expand(experiment, root).runs, _ONLY.value)
+        runs = sweep.select(grid.expand(experiment, root, _SEEDS.value).runs, _ONLY.value)
         if _DRY_RUN.value:
             print(sweep.describe(runs, _CONFIG.value, root))
         elif _EMIT.value:

@@ -31,7 +31,10 @@ _HELP = {
     "pretrain_dataset": "Dataset of the pretrain phase (digits, cifar10, cinic10, ...).",
     "pretrain_split": "Training split of the pretrain phase, e.g. train+validation.",
     "pretrain_subset": "Class-balanced sample size of the pretrain split (0: all).",
-    "tune_dataset": "Dataset of the tune phase; empty: no tune phase.",
+    "tune_dataset": (
+        "Dataset of the tune phase; empty: no tune phase. With tune_epochs=0 nothing is "
+        "tuned, but the pretrained model is also evaluated on it."
+    ),
     "tune_split": "Training split of the tune phase.",
     "test_split": "Split evaluated each epoch as the test set.",
     "data_dir": "TFDS data directory (empty: the TFDS default).",

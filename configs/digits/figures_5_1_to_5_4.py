@@ -3,7 +3,8 @@
 from configs.digits import base
 from configs.thesis.figures_5_1_to_5_4 import REPORT, get_sweep
 
-__all__ = ["REPORT", "get_config", "get_sweep"]
+__all__ = ["REPORT", "SEEDS", "get_config", "get_sweep"]
+SEEDS = base.SEEDS
 
 
 def get_config():

@@ -7,7 +7,8 @@ from configs.digits import base
 from configs.thesis import grids
 from configs.thesis.table_5_5 import REPORT
 
-__all__ = ["REPORT", "get_config", "get_sweep"]
+__all__ = ["REPORT", "SEEDS", "get_config", "get_sweep"]
+SEEDS = base.SEEDS
 SUBSET = 300
 
 

@@ -31,8 +31,9 @@ def pretrain(method: Method) -> dict:
 
 
 def tune(method: Method | None) -> dict:
+    """None: untuned, the pretraining alone, which is then also evaluated on the tune data."""
     if method is None:
-        return {"tune_dataset": ""}
+        return {"tune_epochs": 0}
     objective, beta = method
     return {"tune_objective": objective, "tune_beta": beta}
 

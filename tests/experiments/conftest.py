@@ -31,6 +31,6 @@ def write_run(
     return workdir
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fabricate():
     return write_run

@@ -1,4 +1,5 @@
-"""Thesis tables and figures from fabricated workdirs; the published numbers they sit beside."""
+"""Thesis tables and figures from fabricated workdirs over seeds; the published numbers they
+sit beside; which evaluation.json may replace a run's numbers."""
 
 import csv
 import itertools
@@ -18,8 +19,10 @@ def load(path: str):
 
 
 def fake_metrics(run: grid.Run):
-    """Distinct, recognisable numbers per run and epoch: 0.9 - lambda/100 etc."""
+    """Distinct, recognisable numbers per run and epoch: 0.9 - lambda/100 + seed/100 etc.; the
+    pretraining's numbers on the tune data are 0.6 and 0.3."""
     offset = report.regularization(run.config) / 100 + run.config["tune_beta"] / 1000
+    offset -= run.config["seed"] / 100
 
     def metrics(epoch: int) -> dict:
         return {
@@ -29,13 +32,19 @@ def fake_metrics(run: grid.Run):
             "test/adversarial_accuracy": 0.5 - offset + epoch / 1000,
             "pretrain_train/natural_accuracy": 0.6 + epoch / 100,
             "pretrain_train/adversarial_accuracy": 0.4 - epoch / 100,
+            "tune_train/natural_accuracy": 0.6,
+            "tune_train/adversarial_accuracy": 0.3,
+            "tune_test/natural_accuracy": 0.6,
+            "tune_test/adversarial_accuracy": 0.3,
         }
 
     return metrics
 
 
-def finish_all(experiment, root: Path, fabricate, skip: tuple[str, ...] = ()) -> grid.Sweep:
-    expanded = grid.expand(experiment, root)
+def finish_all(
+    experiment, root: Path, fabricate, skip: tuple[str, ...] = (), seeds: int | None = None
+) -> grid.Sweep:
+    expanded = grid.expand(experiment, root, seeds)
     for run in expanded.runs:
         if run.name not in skip:
             fabricate(root, run, fake_metrics(run))
@@ -44,20 +53,20 @@ def finish_all(experiment, root: Path, fabricate, skip: tuple[str, ...] = ()) ->
 
 def test_table_4_1_has_ours_the_thesis_and_the_difference_per_lambda(tmp_path, fabricate):
     experiment = load("thesis/table_4_1.py")
-    finish_all(experiment, tmp_path, fabricate, skip=("trades5",))
+    finish_all(experiment, tmp_path, fabricate, skip=("trades5-seed0",))
     paths = report.write_report(experiment, tmp_path, tmp_path / "out")
     assert sorted(p.name for p in paths) == ["table_4_1.csv", "table_4_1.md"]
     markdown = (tmp_path / "out" / "table_4_1.md").read_text()
     assert "# Table 4.1: Evaluation of TRADES" in markdown
     assert "| λ | Nat. Train | Nat. Test | Adv. Train | Adv. Test |" in markdown
-    # lambda 0.4: ours 0.9 - 0.004 beside the thesis's 0.9977.
-    assert "| 0.4 | 0.8960 / 0.9977 (-0.1017) | 0.7960 / 0.8799 (-0.0839) |" in markdown
-    assert "| 0.0 | 0.9000 / 0.9577 (-0.0577) |" in markdown  # robust optimization
+    # lambda 0.4: ours 0.9 - 0.004 (one seed: the thesis file's SEEDS) beside the thesis's 0.9977.
+    assert "| 0.4 | 0.8960 (n=1) / 0.9977 (-0.1017) | 0.7960 (n=1) / 0.8799 (-0.0839) |" in markdown
+    assert "| 0.0 | 0.9000 (n=1) / 0.9577 (-0.0577) |" in markdown  # robust optimization
     assert "| 5.0 | — / 0.9367 | — / 0.8161 |" in markdown  # no finished run
     with (tmp_path / "out" / "table_4_1.csv").open() as f:
         rows = list(csv.reader(f))
-    assert rows[0][:5] == ["λ", "Nat. Train", "Nat. Test", "Adv. Train", "Adv. Test"]
-    assert rows[0][5] == "thesis Nat. Train"
+    assert rows[0][:5] == ["λ", "seeds", "Nat. Train mean", "Nat. Train std", "Nat. Train n_seeds"]
+    assert rows[0][14] == "thesis Nat. Train"
     assert [row[0] for row in rows[1:]] == [
         "0.0",
         "0.1",
@@ -69,32 +78,76 @@ def test_table_4_1_has_ours_the_thesis_and_the_difference_per_lambda(tmp_path, f
         "3.0",
         "5.0",
     ]
-    assert float(rows[4][1]) == pytest.approx(0.896) and rows[4][5] == "0.9977"
-    assert rows[9][1] == "" and rows[9][8] == "0.5267"
+    assert float(rows[4][2]) == pytest.approx(0.896) and rows[4][3] == "" and rows[4][4] == "1"
+    assert rows[4][14] == "0.9977"
+    assert rows[9][2] == "" and rows[9][4] == "0" and rows[9][17] == "0.5267"
 
 
-def test_an_evaluation_json_in_the_workdir_replaces_the_logged_metrics(tmp_path, fabricate):
-    experiment = load("thesis/table_4_2.py")
-    finish_all(experiment, tmp_path, fabricate)
-    evaluation = {
+def test_cells_are_means_over_seeds_and_a_cell_missing_seeds_is_marked(tmp_path, fabricate):
+    experiment = load("digits/table_4_1.py")  # SEEDS = 3
+    finish_all(experiment, tmp_path, fabricate, skip=("trades5-seed2",))
+    report.write_report(experiment, tmp_path, tmp_path / "out")
+    markdown = (tmp_path / "out" / "table_4_1.md").read_text()
+    # lambda 0.4 (digits' tune_beta is 5), seeds 0, 1, 2: 0.891, 0.901, 0.911; on digits the
+    # thesis's value is a reference, without a difference.
+    assert "| 0.4 | 0.9010 ± 0.0100 (n=3) / 0.9977 | 0.8010 ± 0.0100 (n=3) / 0.8799 |" in markdown
+    assert "| 5.0 | 0.8500 ± 0.0071 (n=2/3 †) / 0.9367 |" in markdown  # seeds 0 and 1 only
+    assert "† : fewer finished seeds than asked" in markdown
+    with (tmp_path / "out" / "table_4_1.csv").open() as f:
+        rows = {row[0]: row for row in csv.reader(f)}
+    assert rows["5.0"][1] == "3" and rows["5.0"][4] == "2"  # asked, finished
+    assert float(rows["5.0"][2]) == pytest.approx(0.85)
+    assert float(rows["5.0"][3]) == pytest.approx(0.00707, abs=1e-5)
+    report.write_report(experiment, tmp_path, tmp_path / "five", seeds=5)  # asked for more
+    assert "| 0.4 | 0.9010 ± 0.0100 (n=3/5 †)" in (tmp_path / "five" / "table_4_1.md").read_text()
+
+
+def _evaluation(dataset="cifar10", eps=0.03, splits=("train", "test")) -> dict:
+    settings = {"eps": eps, "norm": "linf", "steps": 20, "step_size": 0.003, "restarts": 1}
+    return {
         "evaluations": [
             {
-                "data": {"split": split},
+                "data": {"dataset": dataset, "split": split},
                 "results": [
-                    {"attack": "natural", "accuracy": natural},
-                    {"attack": "pgd", "accuracy": adversarial},
+                    {"attack": "natural", "accuracy": natural, "settings": {"eps": 0.0}},
+                    {"attack": "pgd", "accuracy": adversarial, "settings": settings},
                 ],
             }
-            for split, natural, adversarial in (("train", 0.97, 0.77), ("test", 0.85, 0.55))
+            for split, natural, adversarial in zip(splits, (0.97, 0.85), (0.77, 0.55))
         ]
     }
-    (tmp_path / "ar5" / results.EVALUATION_FILE).write_text(json.dumps(evaluation))
+
+
+def test_an_evaluation_json_of_the_tables_data_and_attack_replaces_the_logged_metrics(
+    tmp_path, fabricate
+):
+    experiment = load("thesis/table_4_2.py")
+    finish_all(experiment, tmp_path, fabricate)
+    (tmp_path / "ar5-seed0" / results.EVALUATION_FILE).write_text(json.dumps(_evaluation()))
     report.write_report(experiment, tmp_path, tmp_path / "out")
     markdown = (tmp_path / "out" / "table_4_2.md").read_text()
-    assert (
-        "| 5.0 | 0.9700 / 0.8646 (+0.1054) | 0.8500 / 0.7652 (+0.0848) | 0.7700 / 0.6822"
-        in markdown
-    )
+    assert "| 5.0 | 0.9700 (n=1) / 0.8646 (+0.1054) | 0.8500 (n=1) / 0.7652 (+0.0848) |" in markdown
+
+
+@pytest.mark.parametrize(
+    "evaluation,reason",
+    [
+        (_evaluation(eps=0.1), "PGD settings"),
+        (_evaluation(dataset="cinic10"), "evaluates cinic10:train"),
+        (_evaluation(splits=("validation", "test")), "evaluates cifar10:validation"),
+    ],
+)
+def test_an_evaluation_json_of_other_data_or_attack_is_ignored_with_a_warning(
+    tmp_path, fabricate, evaluation, reason
+):
+    experiment = load("thesis/table_4_2.py")
+    finish_all(experiment, tmp_path, fabricate)
+    path = tmp_path / "ar5-seed0" / results.EVALUATION_FILE
+    path.write_text(json.dumps(evaluation))
+    with pytest.warns(UserWarning, match=f"Ignoring {path}: .*{reason}"):
+        report.write_report(experiment, tmp_path, tmp_path / "out")
+    markdown = (tmp_path / "out" / "table_4_2.md").read_text()
+    assert "| 5.0 | 0.8500 (n=1) / 0.8646 (-0.0146) |" in markdown  # the logged numbers
 
 
 def test_tables_5_1_to_5_4_are_tuning_by_pretraining_grids(tmp_path, fabricate):
@@ -110,9 +163,33 @@ def test_tables_5_1_to_5_4_are_tuning_by_pretraining_grids(tmp_path, fabricate):
         in markdown
     )
     # TRADES 3 -> TRADES 5, the thesis's best: 0.5 - 0.03 - 0.005 + 100/1000 at tuning epoch 100.
-    assert markdown.splitlines()[-1].endswith("| 0.5650 / 0.5575 (+0.0075) |")
-    none_row = next(line for line in markdown.splitlines() if line.startswith("| None |"))
-    assert none_row.startswith("| None | 0.6000 / 0.5379 (+0.0621) |")  # the pretraining alone
+    assert markdown.splitlines()[-1].endswith("| 0.5650 (n=1) / 0.5575 (+0.0075) |")
+
+
+def test_the_untuned_row_is_measured_on_the_tune_data_and_labelled(tmp_path, fabricate):
+    """Tables 5.1-5.4 are on CIFAR-10; the untuned row once showed the pretraining's CINIC-10
+    numbers with a difference against the thesis's CIFAR-10 ones."""
+    experiment = load("thesis/tables_5_1_to_5_4.py")
+    finish_all(experiment, tmp_path, fabricate)
+    report.write_report(experiment, tmp_path, tmp_path / "out")
+    lines = (tmp_path / "out" / "table_5_4.md").read_text().splitlines()
+    none_row = next(line for line in lines if line.startswith("| None"))
+    # The pretraining's tune_test numbers (0.3), not its CINIC-10 test numbers (0.5).
+    assert none_row.startswith("| None (untuned, on cifar10) | 0.3000 (n=1) / 0.5379 (-0.2379) |")
+
+
+def test_an_untuned_run_without_tune_data_numbers_shows_no_cell(tmp_path, fabricate):
+    experiment = load("thesis/tables_5_1_to_5_4.py")
+    expanded = grid.expand(experiment, tmp_path)
+    for run in expanded.runs:  # as before the fix: no evaluation on the tune data
+        metrics = fake_metrics(run)
+        fabricate(
+            tmp_path, run, lambda e, m=metrics: {k: v for k, v in m(e).items() if "tune_" not in k}
+        )
+    report.write_report(experiment, tmp_path, tmp_path / "out")
+    lines = (tmp_path / "out" / "table_5_4.md").read_text().splitlines()
+    none_row = next(line for line in lines if line.startswith("| None"))
+    assert none_row.startswith("| None (untuned, on cifar10) | — / 0.5379 | — / ")
 
 
 def test_table_5_5_at_digits_scale_shows_the_thesis_as_a_reference_only(tmp_path, fabricate):
@@ -122,7 +199,11 @@ def test_table_5_5_at_digits_scale_shows_the_thesis_as_a_reference_only(tmp_path
     markdown = (tmp_path / "out" / "table_5_5.md").read_text()
     assert "CIFAR-10 value (a reference: other data)" in markdown
     assert "| Model / Metric | Full Dataset | Sample |" in markdown
-    assert "| Adv. Reg. / Adversarial Testing | 0.4890 / 0.5734 | 0.4890 / 0.5220 |" in markdown
+    # AR 1 -> AR 5 over seeds 0..2: 0.5 - 0.01 - 0.005 + 4/1000 + 0.01 = 0.499 on average.
+    assert (
+        "| Adv. Reg. / Adversarial Testing | 0.4990 ± 0.0100 (n=3) / 0.5734 | "
+        "0.4990 ± 0.0100 (n=3) / 0.5220 |" in markdown
+    )
 
 
 def test_every_thesis_table_cell_has_a_run_in_its_experiment(tmp_path):
@@ -156,7 +237,7 @@ def test_figures_are_non_empty_pngs(scale, tmp_path, fabricate):
     for name in ("figures_4_1_to_4_4.py", "figures_5_1_to_5_4.py"):
         experiment = load(f"{scale}/{name}")
         root = tmp_path / name
-        finish_all(experiment, root, fabricate, skip=("ar1__ar5",))  # a line may be missing
+        finish_all(experiment, root, fabricate, skip=("ar1__ar5-seed0",))  # a seed may be missing
         paths += report.write_report(experiment, root, tmp_path / "out")
     assert sorted(p.name for p in paths) == [
         f"fig_{c}_{n}.png" for c in (4, 5) for n in range(1, 5)

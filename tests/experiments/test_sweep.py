@@ -31,13 +31,27 @@ SIZES = [
 ]
 
 
-@pytest.mark.parametrize("scale", ["thesis", "digits"])
+@pytest.mark.parametrize("scale,seeds", [("thesis", 1), ("digits", 3)])
 @pytest.mark.parametrize("name,num_runs,num_entries", SIZES)
-def test_grid_sizes_match_the_thesis(scale, name, num_runs, num_entries, tmp_path):
+def test_grid_sizes_match_the_thesis(scale, seeds, name, num_runs, num_entries, tmp_path):
     expanded = grid.expand(load(f"{scale}/{name}"), tmp_path)
-    assert len(expanded.runs) == num_runs
+    assert expanded.seeds == seeds
+    assert len(expanded.runs) == num_runs * seeds
     assert len(expanded.entries) == num_entries
-    assert len({run.name for run in expanded.runs}) == num_runs
+    assert all(len(cell.runs) == seeds for cell in expanded.entries)
+    assert len({run.name for run in expanded.runs}) == num_runs * seeds
+
+
+def test_each_cell_runs_once_per_seed_and_tunes_from_its_own_seeds_pretraining(tmp_path):
+    expanded = grid.expand(load("thesis/figures_5_1_to_5_4.py"), tmp_path, seeds=3)
+    cell = expanded.entries[1]
+    assert [run.name for run in cell.runs] == [f"trades3__trades5-seed{k}" for k in range(3)]
+    assert [run.config["seed"] for run in cell.runs] == [0, 1, 2]
+    assert [run.needs for run in cell.runs] == [f"trades3-seed{k}" for k in range(3)]
+    assert cell.runs[2].config["tune_init_checkpoint"].startswith(str(tmp_path / "trades3-seed2"))
+    assert "--seed=2" in sweep.command(cell.runs[2], "x.py", tmp_path)
+    with pytest.raises(ValueError, match="at least 1"):
+        grid.expand(load("thesis/figures_5_1_to_5_4.py"), tmp_path, seeds=0)
 
 
 def test_lambda_zero_is_the_robust_optimization_baseline_in_both_chapter_4_tables(tmp_path):
@@ -57,14 +71,15 @@ def test_tunings_start_from_the_shared_pretraining_and_still_evaluate_on_its_dat
     runs = {
         run.name: run for run in grid.expand(load("thesis/tables_5_1_to_5_4.py"), tmp_path).runs
     }
-    pretraining, tuning = runs["trades3"], runs["trades3__trades5"]
-    assert pretraining.config["tune_dataset"] == "" and pretraining.config["pretrain_epochs"] == 100
+    pretraining, tuning = runs["trades3-seed0"], runs["trades3__trades5-seed0"]
+    assert pretraining.config["tune_epochs"] == 0 and pretraining.config["pretrain_epochs"] == 100
     assert pretraining.config["pretrain_dataset"] == "cinic10"
-    assert tuning.needs == "trades3"
+    assert pretraining.config["tune_dataset"] == "cifar10"  # the untuned row is measured on it
+    assert tuning.needs == "trades3-seed0"
     assert tuning.config["pretrain_epochs"] == 0
     assert tuning.config["pretrain_dataset"] == "cinic10"  # each tuning epoch evaluated on it
     assert tuning.config["tune_init_checkpoint"] == str(
-        tmp_path / "trades3" / "pretrain" / "checkpoints" / "epoch_0100"
+        tmp_path / "trades3-seed0" / "pretrain" / "checkpoints" / "epoch_0100"
     )
     assert (tuning.config["tune_objective"], tuning.config["tune_beta"]) == ("trades", 5.0)
     order = list(runs)
@@ -78,8 +93,8 @@ def test_table_5_5_samples_the_pretraining_and_shares_the_full_runs_with_figures
     for run in figures:  # the same run: only a field a workdir may change on resume differs
         differing = {k for k, v in run.config.items() if table[run.name].config[k] != v}
         assert differing == {"keep_checkpoints"} and differing <= RESUMABLE_FIELDS
-    assert table["ar1-sub50000"].config["pretrain_subset"] == 50_000
-    assert table["ar1-sub50000__ar5"].needs == "ar1-sub50000"
+    assert table["ar1-sub50000-seed0"].config["pretrain_subset"] == 50_000
+    assert table["ar1-sub50000__ar5-seed0"].needs == "ar1-sub50000-seed0"
 
 
 def test_two_different_runs_with_one_name_are_refused(tmp_path):
@@ -90,12 +105,14 @@ def test_two_different_runs_with_one_name_are_refused(tmp_path):
         {"pretrain_objective": "ar"},
         {"pretrain_objective": "ar", "eps": 0.2},
     ]
-    with pytest.raises(ValueError, match="both named ar3"):
+    with pytest.raises(ValueError, match="both named ar3-seed0"):
         grid.expand(clash, tmp_path)
 
 
 def test_the_command_sets_each_override_and_the_workdir(tmp_path):
-    (run,) = [r for r in grid.expand(load("digits/table_5_5.py"), tmp_path).runs if r.name == "ar1"]
+    (run,) = [
+        r for r in grid.expand(load("digits/table_5_5.py"), tmp_path).runs if r.name == "ar1-seed0"
+    ]
     assert sweep.command(run, "configs/digits/table_5_5.py", tmp_path) == [
         "python",
         "-m",
@@ -104,18 +121,21 @@ def test_the_command_sets_each_override_and_the_workdir(tmp_path):
         "--pretrain_objective=ar",
         "--pretrain_beta=1.0",
         "--pretrain_subset=0",
-        "--tune_dataset=",
-        f"--workdir={tmp_path / 'ar1'}",
+        "--seed=0",
+        "--tune_epochs=0",
+        f"--workdir={tmp_path / 'ar1-seed0'}",
     ]
 
 
 def test_finished_runs_are_skipped_and_the_others_run_or_resume(tmp_path, fabricate):
-    runs = grid.expand(load("digits/figures_5_1_to_5_4.py"), tmp_path).runs
-    by_name = {run.name: run for run in runs}
+    runs = grid.expand(load("digits/figures_5_1_to_5_4.py"), tmp_path, seeds=1).runs
+    by_name = {run.name.removesuffix("-seed0"): run for run in runs}
     fabricate(tmp_path, by_name["robopt"])
     fabricate(tmp_path, by_name["robopt__robopt"], epochs=2)  # killed after tuning epoch 2 of 4
     fabricate(tmp_path, by_name["ar1"])
-    (tmp_path / "ar1" / "pretrain" / "saved_model" / "saved_model.pb").unlink()  # before export
+    (
+        tmp_path / "ar1-seed0" / "pretrain" / "saved_model" / "saved_model.pb"
+    ).unlink()  # before export
     assert sweep.status(by_name["robopt"], tmp_path) is sweep.Status.FINISHED
     assert sweep.status(by_name["robopt__robopt"], tmp_path) is sweep.Status.PARTIAL
     assert sweep.status(by_name["ar1"], tmp_path) is sweep.Status.PARTIAL
@@ -127,7 +147,7 @@ def test_finished_runs_are_skipped_and_the_others_run_or_resume(tmp_path, fabric
     )
     workdirs = [next(a for a in args if a.startswith("--workdir=")) for args in executed]
     assert workdirs == [
-        f"--workdir={tmp_path / name}"
+        f"--workdir={tmp_path / name}-seed0"
         for name in ("trades3", "ar1", "robopt__robopt", "trades3__trades5", "ar1__ar5")
     ]
     assert executed[0][:3] == [sys.executable, "-m", "tools.train"]
@@ -138,16 +158,18 @@ def test_dry_run_lists_each_run_with_its_status_and_command(tmp_path, fabricate)
     fabricate(tmp_path, runs[0])
     fabricate(tmp_path, runs[1], epochs=3)
     lines = sweep.describe(runs, "configs/digits/table_4_2.py", tmp_path).splitlines()
-    assert lines[0] == f"9 runs of configs/digits/table_4_2.py under {tmp_path}:"
+    assert lines[0] == f"27 runs of configs/digits/table_4_2.py under {tmp_path}:"
     assert [line.split()[:2] for line in lines[1:4]] == [
-        ["finished", "robopt"],
-        ["partial", "ar0.1"],
-        ["new", "ar0.2"],
+        ["finished", "robopt-seed0"],
+        ["partial", "ar0.1-seed0"],
+        ["new", "ar0.2-seed0"],
     ]
     assert lines[3].endswith(
         "python -m tools.train --config=configs/digits/table_4_2.py --pretrain_objective=ar "
-        f"--pretrain_beta=0.2 --workdir={tmp_path / 'ar0.2'}"
+        f"--pretrain_beta=0.2 --seed=0 --workdir={tmp_path / 'ar0.2-seed0'}"
     )
+    seeds = [line.split()[1] for line in lines[1:] if line.split()[1].startswith("ar5")]
+    assert seeds == ["ar5-seed0", "ar5-seed1", "ar5-seed2"]  # each (cell, seed) one run
 
 
 def test_a_workdir_of_another_config_stops_the_sweep(tmp_path, fabricate):
@@ -161,17 +183,20 @@ def test_a_workdir_of_another_config_stops_the_sweep(tmp_path, fabricate):
 def test_a_failed_run_stops_the_sweep(tmp_path):
     runs = grid.expand(load("digits/table_4_1.py"), tmp_path).runs
     executed = []
-    with pytest.raises(RuntimeError, match="robopt failed"):
+    with pytest.raises(RuntimeError, match="robopt-seed0 failed"):
         sweep.run_all(runs, "cfg.py", tmp_path, lambda args: executed.append(args) or 1)
     assert len(executed) == 1
 
 
 def test_only_selects_runs_by_name_with_the_pretraining_they_need(tmp_path):
     runs = grid.expand(load("thesis/tables_5_1_to_5_4.py"), tmp_path).runs
-    assert [r.name for r in sweep.select(runs, "__trades5")][:2] == ["robopt", "trades0.1"]
+    assert [r.name for r in sweep.select(runs, "__trades5")][:2] == [
+        "robopt-seed0",
+        "trades0.1-seed0",
+    ]
     assert [r.name for r in sweep.select(runs, "trades3__trades5")] == [
-        "trades3",
-        "trades3__trades5",
+        "trades3-seed0",
+        "trades3__trades5-seed0",
     ]
 
 
@@ -184,7 +209,7 @@ def test_emit_writes_one_command_per_line_and_a_staged_script(tmp_path):
     assert len(lines) == 6 and all(
         line.startswith("python -m tools.train --config=") for line in lines
     )
-    assert lines[3].endswith("--workdir=runs/ch5/robopt__robopt")
+    assert lines[3].endswith("--workdir=runs/ch5/robopt__robopt-seed0")
     text = script.read_text()
     assert text.count("stage <<'EOF'") == 2  # pretrainings, then the tunings
     assert os.access(script, os.X_OK)
@@ -216,7 +241,7 @@ def test_a_tiny_sweep_trains_the_pretraining_once_then_tunes_from_it(tmp_path):
     experiment_file.write_text(textwrap.dedent(TINY_EXPERIMENT))
     root = tmp_path / "runs"
     runs = grid.expand(grid.load_experiment(experiment_file), root).runs
-    assert [run.name for run in runs] == ["trades1", "trades1__ar2"]
+    assert [run.name for run in runs] == ["trades1-seed0", "trades1__ar2-seed0"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     sweep.run_all(
         runs,
@@ -225,6 +250,6 @@ def test_a_tiny_sweep_trains_the_pretraining_once_then_tunes_from_it(tmp_path):
         lambda args: subprocess.run(args, cwd=ROOT, env=env, timeout=300).returncode,
     )
     assert all(sweep.status(run, root) is sweep.Status.FINISHED for run in runs)
-    assert not (root / "trades1__ar2" / "pretrain" / "metrics.jsonl").exists()  # not retrained
-    (tuned,) = read_metrics(root / "trades1__ar2" / "tune" / "metrics.jsonl")
+    assert not (root / "trades1__ar2-seed0" / "pretrain" / "metrics.jsonl").exists()
+    (tuned,) = read_metrics(root / "trades1__ar2-seed0" / "tune" / "metrics.jsonl")
     assert "pretrain_train/adversarial_accuracy" in tuned  # thesis Figures 5-1, 5-2

@@ -2,14 +2,19 @@
 
 An experiment file (configs/thesis/*.py, configs/digits/*.py) is a Python module with
 `get_config()`, the base training config; `get_sweep()`, one dict of config overrides per
-entry of the thesis's table or figure; and `REPORT`, which layout tools.report writes.
+entry (cell) of the thesis's table or figure; `REPORT`, which layout tools.report writes; and
+optionally `SEEDS`, how many seeds each cell is trained with (default 1).
+
+Every cell is trained once per seed (`seed` = the config's seed + 0, 1, ...), each its own run;
+runs of one seed pair with the same seed's runs of other cells.
 
 A pretrain -> tune entry becomes two runs, so that entries sharing a pretraining train it once:
-the pretraining alone (`tune_dataset=""`), and the tuning, which starts from that run's final
-checkpoint (`tune_init_checkpoint`) with `pretrain_epochs=0`. The tuning keeps
-`pretrain_dataset`, so each of its epochs is still evaluated on the pretraining data (thesis
-Figures 5-x). Runs are named after their objectives, so an identical run declared twice, or by
-two experiment files sharing a root, is one workdir.
+the pretraining alone (`tune_epochs=0`), and the tuning, which starts from that run's final
+checkpoint (`tune_init_checkpoint`) with `pretrain_epochs=0`. The pretraining alone keeps the
+tune dataset, on which it is also evaluated (the untuned row of Tables 5.1-5.4); the tuning
+keeps `pretrain_dataset`, so each of its epochs is still evaluated on the pretraining data
+(thesis Figures 5-x). Runs are named after their objectives and seed, so an identical run
+declared twice, or by two experiment files sharing a root, is one workdir.
 """
 
 import dataclasses
@@ -36,9 +41,22 @@ class Run:
 
 
 @dataclasses.dataclass(frozen=True)
+class Cell:
+    """One get_sweep() entry: per seed, the run holding its final model."""
+
+    runs: tuple[Run, ...]
+
+    @property
+    def config(self) -> dict:
+        """The config its labels are read from (any seed's: they differ only in the seed)."""
+        return self.runs[0].config
+
+
+@dataclasses.dataclass(frozen=True)
 class Sweep:
     runs: list[Run]  # unique, each after the run it needs
-    entries: list[Run]  # per get_sweep() entry, the run holding its final model
+    entries: list[Cell]  # one per get_sweep() entry
+    seeds: int  # runs per cell
 
 
 def load_experiment(path: str | os.PathLike) -> ModuleType:
@@ -69,28 +87,43 @@ def _method(objective: str, beta: float) -> str:
     return objective if beta == 0 else f"{objective}{beta:g}"
 
 
+def tunes(config: dict) -> bool:
+    """Whether a config trains a tune phase (a named tune dataset with 0 epochs does not)."""
+    return bool(config["tune_dataset"]) and config["tune_epochs"] > 0
+
+
 def run_name(config: dict) -> str:
-    """E.g. trades0.4, robopt, trades3__trades5, ar1-sub50000__ar5."""
+    """E.g. trades0.4-seed0, robopt-seed1, trades3__trades5-seed0, ar1-sub50000__ar5-seed2."""
     name = _method(config["pretrain_objective"], config["pretrain_beta"])
     if config["pretrain_subset"]:
         name += f"-sub{config['pretrain_subset']}"
-    if config["tune_dataset"]:
+    if tunes(config):
         name += "__" + _method(config["tune_objective"], config["tune_beta"])
-    return name
+    return f"{name}-seed{config['seed']}"
 
 
 def _is_two_phase(config: dict) -> bool:
     return bool(
         config["pretrain_dataset"]
         and config["pretrain_epochs"] > 0
-        and config["tune_dataset"]
+        and tunes(config)
         and not config["tune_init_checkpoint"]
     )
 
 
-def expand(experiment: ModuleType, root: str | os.PathLike) -> Sweep:
-    """The runs of `experiment` under `root`, pretrainings first; raises on a name clash."""
+def seeds_of(experiment: ModuleType, seeds: int | None = None) -> int:
+    """`seeds` when given, else the experiment's SEEDS (default 1); at least 1."""
+    count = getattr(experiment, "SEEDS", 1) if seeds is None else seeds
+    if count < 1:
+        raise ValueError(f"The number of seeds must be at least 1, got {count}.")
+    return count
+
+
+def expand(experiment: ModuleType, root: str | os.PathLike, seeds: int | None = None) -> Sweep:
+    """The runs of `experiment` under `root` for each seed, pretrainings first; raises on a
+    name clash. `seeds` overrides the experiment's SEEDS."""
     base = experiment.get_config()
+    count = seeds_of(experiment, seeds)
     unique: dict[str, Run] = {}
 
     def add(overrides: dict, needs: str = "") -> Run:
@@ -101,18 +134,22 @@ def expand(experiment: ModuleType, root: str | os.PathLike) -> Sweep:
             raise ValueError(f"Two different runs are both named {run.name}; rename one.")
         return known
 
-    entries = []
-    for overrides in experiment.get_sweep():
+    def add_cell(overrides: dict) -> Run:
         config = effective_config(base, overrides)
         if not _is_two_phase(config):
-            entries.append(add(overrides))
-            continue
+            return add(overrides)
         alone = {k: v for k, v in overrides.items() if not k.startswith(TUNE_PREFIX)}
-        pretraining = add(alone | {"tune_dataset": ""})
+        pretraining = add(alone | {"tune_epochs": 0})
         start = checkpoints.checkpoint_dir(
             Path(root) / pretraining.name / "pretrain", config["pretrain_epochs"]
         )
         tuning = overrides | {"pretrain_epochs": 0, "tune_init_checkpoint": str(start)}
-        entries.append(add(tuning, needs=pretraining.name))
+        return add(tuning, needs=pretraining.name)
+
+    declared = experiment.get_sweep()
+    per_cell: list[list[Run]] = [[] for _ in declared]
+    for k in range(count):  # seed-major: a partly run sweep has whole grids of the first seeds
+        for cell, overrides in zip(per_cell, declared):
+            cell.append(add_cell(overrides | {"seed": base.seed + k}))
     runs = sorted(unique.values(), key=lambda run: bool(run.needs))  # stable: declared order
-    return Sweep(runs, entries)
+    return Sweep(runs, [Cell(tuple(cell)) for cell in per_cell], count)

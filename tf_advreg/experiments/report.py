@@ -1,13 +1,16 @@
 """The thesis's tables (markdown and CSV) and figures (PNG) from an experiment's workdirs.
 
-Tables place our final-model numbers beside the thesis's published ones (tf_advreg/experiments
-/thesis_results.csv), with the difference when our runs use the thesis's datasets; on other
-data (digits) the thesis's numbers stay as a labelled reference, without a difference. Tables
-count only finished runs; a missing cell is an unfinished one.
+Every cell is trained with several seeds (grid.py); tables show each cell's mean ± standard
+deviation over its finished seeds and their number n, and mark a cell with fewer finished
+seeds than asked. Our numbers stand beside the thesis's published ones (tf_advreg/experiments
+/thesis_results.csv, all measured on CIFAR-10), with the difference of means only when ours
+are measured on CIFAR-10 too; on other data (digits) the thesis's numbers stay as a labelled
+reference. Figures draw the mean over seeds with a band from the lowest to the highest seed.
 """
 
 import csv
 import dataclasses
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,10 +23,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from tf_advreg import files  # noqa: E402
-from tf_advreg.experiments import grid, results, sweep, thesis  # noqa: E402
-from tf_advreg.experiments.grid import Run  # noqa: E402
+from tf_advreg.experiments import grid, results, statistics, sweep, thesis  # noqa: E402
+from tf_advreg.experiments.grid import Cell  # noqa: E402
 
-THESIS_DATASETS = ("cifar10", "cinic10")
+THESIS_DATA = "cifar10"  # every published number is measured on CIFAR-10 (multiples of 1/50k)
 _NAMES = {"trades": "TRADES", "ar": "AR", "alp": "ALP", "mart": "MART", "natural": "Natural"}
 _MODELS_5_5 = {"robopt": "Rob. Opt.", "trades": "TRADES", "ar": "Adv. Reg."}
 _METRICS_5_5 = (
@@ -58,26 +61,41 @@ def regularization(config: dict) -> float:
     return 0.0 if config["pretrain_objective"] == "robopt" else config["pretrain_beta"]
 
 
+PerSeed = dict[int, float]  # seed -> value
+
+
 @dataclasses.dataclass
 class Table:
-    """One thesis table: our values by (row, column), the thesis's looked up by its number."""
+    """One thesis table: our values by (row, column) and seed, the thesis's by its number."""
 
     number: str
     corner: str
-    ours: dict[tuple[str, str], float]
+    ours: dict[tuple[str, str], PerSeed]
     rows: list[str]
     columns: list[str]
+    seeds: int  # asked per cell
+    row_labels: dict[str, str] = dataclasses.field(default_factory=dict)  # shown instead
+
+    def summary(self, key: tuple[str, str]) -> statistics.Summary:
+        return statistics.summarize(list(self.ours.get(key, {}).values()))
+
+    def incomplete(self, key: tuple[str, str]) -> bool:
+        return 0 < len(self.ours.get(key, {})) < self.seeds
 
     def markdown(self, legend: str, comparable: bool) -> str:
         published = thesis.published(self.number)
 
         def cell(key: tuple[str, str]) -> str:
-            ours = f"{self.ours[key]:.4f}" if key in self.ours else "—"
+            summary = self.summary(key)
+            ours = summary.text()
+            if summary.n:
+                short = f"/{self.seeds} †" if self.incomplete(key) else ""
+                ours += f" (n={summary.n}{short})"
             if key not in published:
                 return ours
             text = f"{ours} / {published[key]:.4f}"
-            if comparable and key in self.ours:
-                text += f" ({self.ours[key] - published[key]:+.4f})"
+            if comparable and summary.n:
+                text += f" ({summary.mean - published[key]:+.4f})"
             return text
 
         lines = [
@@ -89,48 +107,74 @@ class Table:
             "|" + "---|" * (len(self.columns) + 1),
         ]
         lines += [
-            "| " + " | ".join([row, *(cell((row, c)) for c in self.columns)]) + " |"
+            "| "
+            + " | ".join([self.row_labels.get(row, row), *(cell((row, c)) for c in self.columns)])
+            + " |"
             for row in self.rows
         ]
         return "\n".join(lines) + "\n"
 
     def write_csv(self, path: Path) -> None:
-        """Our values in the thesis's layout, then the thesis's as `thesis <column>` columns."""
+        """Per row the seeds asked, per column mean, std and n_seeds, then the thesis's value."""
         published = thesis.published(self.number)
+        header = [self.corner, "seeds"]
+        for c in self.columns:
+            header += [f"{c} mean", f"{c} std", f"{c} n_seeds"]
+        header += [f"thesis {c}" for c in self.columns]
         with files.replaced_atomically(path) as staging, staging.open("w", newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
-            writer.writerow([self.corner, *self.columns, *(f"thesis {c}" for c in self.columns)])
+            writer.writerow(header)
             for row in self.rows:
-                writer.writerow(
-                    [row]
-                    + [self.ours.get((row, c), "") for c in self.columns]
-                    + [published.get((row, c), "") for c in self.columns]
-                )
+                line = [row, self.seeds]
+                for c in self.columns:
+                    summary = self.summary((row, c))
+                    line += [csv_number(summary.mean), csv_number(summary.std), summary.n]
+                writer.writerow(line + [published.get((row, c), "") for c in self.columns])
 
 
-def _finished(sweep_: grid.Sweep, root: Path) -> list[tuple[Run, dict]]:
-    """(entry, final metrics) of each entry whose run is finished, in the sweep's order."""
+def csv_number(value: float) -> str:
+    """A CSV field: the value, or empty when it is undefined (nan)."""
+    return "" if math.isnan(value) else repr(value)
+
+
+def _finished(sweep_: grid.Sweep, root: Path) -> list[tuple[Cell, dict[int, dict]]]:
+    """Per cell, {seed: final metrics} of its finished runs, in the sweep's order."""
     return [
-        (run, results.final_metrics(root / run.name))
-        for run in sweep_.entries
-        if sweep.status(run, root) is sweep.Status.FINISHED
+        (
+            cell,
+            {
+                run.config["seed"]: results.final_metrics(root / run.name, run.config)
+                for run in cell.runs
+                if sweep.status(run, root) is sweep.Status.FINISHED
+            },
+        )
+        for cell in sweep_.entries
     ]
 
 
-def _grid_table(number: str, corner: str, cells: dict, rows: list, columns: list) -> Table:
-    return Table(number, corner, cells, list(dict.fromkeys(rows)), list(dict.fromkeys(columns)))
+def _per_seed(by_seed: dict[int, dict], key: str) -> PerSeed:
+    return {seed: metrics[key] for seed, metrics in by_seed.items() if key in metrics}
+
+
+def _grid_table(number: str, corner: str, cells: dict, rows: list, columns: list, seeds: int):
+    return Table(
+        number,
+        corner,
+        {key: values for key, values in cells.items() if values},
+        list(dict.fromkeys(rows)),
+        list(dict.fromkeys(columns)),
+        seeds,
+    )
 
 
 def lambda_table(number: str, sweep_: grid.Sweep, root: Path) -> Table:
     """Tables 4.1, 4.2: rows lambda, columns the four metrics."""
-    rows = [f"{regularization(run.config):.1f}" for run in sweep_.entries]
+    rows = [f"{regularization(cell.config):.1f}" for cell in sweep_.entries]
     cells = {}
-    for run, metrics in _finished(sweep_, root):
-        row = f"{regularization(run.config):.1f}"
-        cells |= {
-            (row, col): metrics[key] for col, key in results.METRICS.items() if key in metrics
-        }
-    return _grid_table(number, "λ", cells, rows, list(results.METRICS))
+    for cell, by_seed in _finished(sweep_, root):
+        row = f"{regularization(cell.config):.1f}"
+        cells |= {(row, col): _per_seed(by_seed, key) for col, key in results.METRICS.items()}
+    return _grid_table(number, "λ", cells, rows, list(results.METRICS), sweep_.seeds)
 
 
 def _pretrain_label(config: dict) -> str:
@@ -138,24 +182,30 @@ def _pretrain_label(config: dict) -> str:
 
 
 def _tune_label(config: dict) -> str:
-    if not config["tune_dataset"]:
-        return "None"
+    if not grid.tunes(config):
+        return UNTUNED
     return method_label(config["tune_objective"], config["tune_beta"])
 
 
+UNTUNED = "None"
+
+
 def pretrain_tune_tables(sweep_: grid.Sweep, root: Path) -> list[Table]:
-    """Tables 5.1-5.4, one metric each: rows the tuning, columns the pretraining."""
-    rows = [_tune_label(run.config) for run in sweep_.entries]
-    columns = [_pretrain_label(run.config) for run in sweep_.entries]
+    """Tables 5.1-5.4, one metric each: rows the tuning, columns the pretraining. The untuned
+    row is measured on the tune data, as every other row (results.table_data)."""
+    rows = [_tune_label(cell.config) for cell in sweep_.entries]
+    columns = [_pretrain_label(cell.config) for cell in sweep_.entries]
     finished = _finished(sweep_, root)
+    untuned = f"{UNTUNED} (untuned, on {results.table_data(sweep_.entries[0].config).dataset})"
     tables = []
     for index, key in enumerate(results.METRICS.values(), 1):
         cells = {
-            (_tune_label(run.config), _pretrain_label(run.config)): metrics[key]
-            for run, metrics in finished
-            if key in metrics
+            (_tune_label(cell.config), _pretrain_label(cell.config)): _per_seed(by_seed, key)
+            for cell, by_seed in finished
         }
-        tables.append(_grid_table(f"5.{index}", "Tune/Pretrain", cells, rows, columns))
+        table = _grid_table(f"5.{index}", "Tune/Pretrain", cells, rows, columns, sweep_.seeds)
+        table.row_labels[UNTUNED] = untuned
+        tables.append(table)
     return tables
 
 
@@ -165,16 +215,41 @@ def subset_table(sweep_: grid.Sweep, root: Path) -> Table:
     def column(config: dict) -> str:
         return "Sample" if config["pretrain_subset"] else "Full Dataset"
 
-    models = [_MODELS_5_5[run.config["pretrain_objective"]] for run in sweep_.entries]
+    models = [_MODELS_5_5[cell.config["pretrain_objective"]] for cell in sweep_.entries]
     rows = [f"{m} / {metric}" for m in dict.fromkeys(models) for metric in _METRICS_5_5]
     cells = {}
-    for run, metrics in _finished(sweep_, root):
-        model = _MODELS_5_5[run.config["pretrain_objective"]]
+    for cell, by_seed in _finished(sweep_, root):
+        model = _MODELS_5_5[cell.config["pretrain_objective"]]
         for metric, key in zip(_METRICS_5_5, results.METRICS.values()):
-            if key in metrics:
-                cells[(f"{model} / {metric}", column(run.config))] = metrics[key]
-    columns = [column(run.config) for run in sweep_.entries]
-    return _grid_table("5.5", "Model / Metric", cells, rows, columns)
+            cells[(f"{model} / {metric}", column(cell.config))] = _per_seed(by_seed, key)
+    columns = [column(cell.config) for cell in sweep_.entries]
+    return _grid_table("5.5", "Model / Metric", cells, rows, columns, sweep_.seeds)
+
+
+def forgetting_table(sweep_: grid.Sweep, root: Path) -> Table:
+    """Figure 5-2's endpoints per pair: adversarial accuracy on the pretraining data of the
+    pretrained model (its pretrain phase's train sample) and of the tuned one (the same
+    sample, as pretrain_train); the thesis publishes no numbers for it."""
+    cells: dict[tuple[str, str], PerSeed] = {}
+    for cell in sweep_.entries:
+        pair = f"{_pretrain_label(cell.config)} → {_tune_label(cell.config)}"
+        for run in cell.runs:
+            if not run.needs or any(
+                sweep.status(r, root) is not sweep.Status.FINISHED
+                for r in sweep_.runs
+                if r.name in (run.name, run.needs)
+            ):
+                continue
+            before = results.pretrained_metrics(root / run.needs)
+            after = results.tuning_series(root / run.name, "pretrain_train/adversarial_accuracy")
+            if "train/adversarial_accuracy" in before and after[1]:
+                seed = run.config["seed"]
+                cells.setdefault((pair, "pretrained"), {})[seed] = before[
+                    "train/adversarial_accuracy"
+                ]
+                cells.setdefault((pair, "tuned"), {})[seed] = after[1][-1]
+    rows = [f"{_pretrain_label(c.config)} → {_tune_label(c.config)}" for c in sweep_.entries]
+    return _grid_table("F5.2", "Pair", cells, rows, ["pretrained", "tuned"], sweep_.seeds)
 
 
 def _save(figure: plt.Figure, path: Path) -> Path:
@@ -183,6 +258,29 @@ def _save(figure: plt.Figure, path: Path) -> Path:
         figure.savefig(staging, dpi=120)
     plt.close(figure)
     return path
+
+
+_BAND = "band: lowest to highest seed"
+
+
+def _draw(axes, points: list[tuple[float, PerSeed]], seeds: int, style: str, **kwargs) -> None:
+    """The mean over seeds at each x with a min-max band; open markers where a point has
+    fewer finished seeds than asked."""
+    points = sorted((x, list(v.values())) for x, v in points if v)
+    if not points:
+        return
+    xs = [x for x, _ in points]
+    axes.plot(xs, [sum(v) / len(v) for _, v in points], style, **kwargs)
+    axes.fill_between(
+        xs,
+        [min(v) for _, v in points],
+        [max(v) for _, v in points],
+        alpha=0.2,
+        color=kwargs.get("color"),
+    )
+    short = [(x, sum(v) / len(v)) for x, v in points if len(v) < seeds]
+    if short:
+        axes.plot(*zip(*short), "o", mfc="white", color=kwargs.get("color"))
 
 
 def lambda_figures(sweep_: grid.Sweep, root: Path, out: Path, comparable: bool) -> list[Path]:
@@ -194,13 +292,13 @@ def lambda_figures(sweep_: grid.Sweep, root: Path, out: Path, comparable: bool) 
         figure, axes = plt.subplots(figsize=(7, 4.5))
         for objective, number in (("trades", "4.1"), ("ar", "4.2")):
             color, name = _COLORS[objective], _NAMES[objective]
-            ours = sorted(
-                (regularization(run.config), metrics[key])
-                for run, metrics in finished
-                if run.config["pretrain_objective"] in ("robopt", objective) and key in metrics
-            )
-            if ours:
-                axes.plot(*zip(*ours), "o-", color=color, label=f"{name} (ours)")
+            ours = [
+                (regularization(cell.config), _per_seed(by_seed, key))
+                for cell, by_seed in finished
+                if cell.config["pretrain_objective"] in ("robopt", objective)
+            ]
+            label = f"{name} (ours: mean of {sweep_.seeds} seeds, {_BAND})"
+            _draw(axes, ours, sweep_.seeds, "o-", color=color, label=label)
             published = sorted(
                 (float(row), value)
                 for (row, col), value in thesis.published(number).items()
@@ -214,7 +312,9 @@ def lambda_figures(sweep_: grid.Sweep, root: Path, out: Path, comparable: bool) 
             ylabel="accuracy",
             title=f"TRADES vs Adversarial Regularization:\n{_FIGURE_4_TITLES[index - 1]}",
         )
-        axes.legend(fontsize="small")
+        axes.legend(
+            fontsize="small", title="open marker: fewer seeds than asked", title_fontsize="x-small"
+        )
         paths.append(_save(figure, out / f"fig_4_{index}.png"))
     return paths
 
@@ -224,16 +324,23 @@ def tuning_figures(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path]:
     paths = []
     for number, key, phase, title in _FIGURES_5:
         figure, axes = plt.subplots(figsize=(7, 4.5))
-        for run in sweep_.entries:
-            epochs, values = results.tuning_series(root / run.name, key)
-            label = f"{_pretrain_label(run.config)} → {_tune_label(run.config)}"
-            axes.plot(epochs, values, ".-", label=label)
+        for cell in sweep_.entries:
+            by_epoch: dict[int, PerSeed] = {}
+            for run in cell.runs:
+                for epoch, value in zip(*results.tuning_series(root / run.name, key)):
+                    by_epoch.setdefault(epoch, {})[run.config["seed"]] = value
+            label = f"{_pretrain_label(cell.config)} → {_tune_label(cell.config)}"
+            _draw(axes, list(by_epoch.items()), sweep_.seeds, ".-", label=label)
         config = sweep_.entries[0].config
         split = config["pretrain_split"] if phase == "pretrain" else config["test_split"]
         data = f"{config[f'{phase}_dataset']} {split}"
         axes.set(xlabel="tuning epoch", ylabel="accuracy", title=f"{data}: {title} vs Tuning Epoch")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.legend(fontsize="small")
+        axes.legend(
+            fontsize="small",
+            title=f"mean of {sweep_.seeds} seeds, {_BAND}; open marker: fewer seeds",
+            title_fontsize="x-small",
+        )
         paths.append(_save(figure, out / f"fig_{number}.png"))
     return paths
 
@@ -241,9 +348,10 @@ def tuning_figures(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path]:
 def _write_tables(tables: list[Table], out: Path, root: Path, comparable: bool) -> list[Path]:
     reference = "thesis" if comparable else "thesis's CIFAR-10 value (a reference: other data)"
     legend = (
-        f"Runs under `{root}`. Each cell: ours / {reference}"
+        f"Runs under `{root}`. Each cell: ours, the mean ± standard deviation over n seeds, "
+        f"/ {reference}"
         + (" (ours − thesis)" if comparable else "")
-        + "; — : no finished run."
+        + "; — : no finished run; † : fewer finished seeds than asked (n = finished/asked)."
     )
     paths = []
     for table in tables:
@@ -254,23 +362,44 @@ def _write_tables(tables: list[Table], out: Path, root: Path, comparable: bool) 
     return paths
 
 
-_LAYOUTS: dict[str, Callable[[grid.Sweep, Path, Path, bool], list[Path]]] = {
-    "table_4_1": lambda s, r, o, c: _write_tables([lambda_table("4.1", s, r)], o, r, c),
-    "table_4_2": lambda s, r, o, c: _write_tables([lambda_table("4.2", s, r)], o, r, c),
+def tables(experiment: ModuleType, root: Path, seeds: int | None = None) -> list[Table]:
+    """The tables of a table experiment (REPORT table_4_1, table_4_2, tables_5, table_5_5)."""
+    sweep_ = grid.expand(experiment, root, seeds)
+    if experiment.REPORT in ("table_4_1", "table_4_2"):
+        return [lambda_table(experiment.REPORT[-3:].replace("_", "."), sweep_, root)]
+    if experiment.REPORT == "tables_5":
+        return pretrain_tune_tables(sweep_, root)
+    if experiment.REPORT == "table_5_5":
+        return [subset_table(sweep_, root)]
+    raise ValueError(f"REPORT {experiment.REPORT!r} has no tables.")
+
+
+_FIGURES: dict[str, Callable[[grid.Sweep, Path, Path, bool], list[Path]]] = {
     "figures_4": lambda_figures,
-    "tables_5": lambda s, r, o, c: _write_tables(pretrain_tune_tables(s, r), o, r, c),
     "figures_5": lambda s, r, o, c: tuning_figures(s, r, o),
-    "table_5_5": lambda s, r, o, c: _write_tables([subset_table(s, r)], o, r, c),
 }
+LAYOUTS = ("table_4_1", "table_4_2", "tables_5", "table_5_5", *_FIGURES)
+
+
+def comparable(experiment: ModuleType) -> bool:
+    """Whether our numbers are measured on the thesis's data, so differences mean something."""
+    config = experiment.get_config().to_dict()
+    return results.table_data(config).dataset == THESIS_DATA
 
 
 def write_report(
-    experiment: ModuleType, root: str | os.PathLike, out: str | os.PathLike
+    experiment: ModuleType,
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    seeds: int | None = None,
 ) -> list[Path]:
-    """Writes the experiment's tables or figures into `out`; returns their paths."""
+    """Writes the experiment's tables or figures into `out`; returns their paths. `seeds`
+    overrides the experiment's SEEDS (the number of seeds each cell is asked to have)."""
     root, out = Path(root), Path(out)
-    if experiment.REPORT not in _LAYOUTS:
-        raise ValueError(f"Unknown REPORT {experiment.REPORT!r}; one of {', '.join(_LAYOUTS)}.")
+    if experiment.REPORT not in LAYOUTS:
+        raise ValueError(f"Unknown REPORT {experiment.REPORT!r}; one of {', '.join(LAYOUTS)}.")
     out.mkdir(parents=True, exist_ok=True)
-    comparable = experiment.get_config().pretrain_dataset in THESIS_DATASETS
-    return _LAYOUTS[experiment.REPORT](grid.expand(experiment, root), root, out, comparable)
+    if experiment.REPORT in _FIGURES:
+        sweep_ = grid.expand(experiment, root, seeds)
+        return _FIGURES[experiment.REPORT](sweep_, root, out, comparable(experiment))
+    return _write_tables(tables(experiment, root, seeds), out, root, comparable(experiment))

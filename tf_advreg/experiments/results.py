@@ -1,23 +1,32 @@
 """A run's results: its final model's four thesis metrics and its per-tuning-epoch series.
 
-The final metrics come from the last line of the run's last phase's metrics.jsonl (the final
-epoch is always evaluated), overridden by `<workdir>/evaluation.json` where it exists, e.g.
-    python -m tools.evaluate --model=<workdir> --dataset=cifar10 --thesis_metrics \
+The thesis measures every table cell on its tuning data (CIFAR-10; Tables 5.1-5.4's untuned
+row too), so a run's four metrics are read where they were measured on its table data: the
+tune data when the config names a tune dataset (tuned or not), else the pretraining data.
+They come from the last line of the run's last phase's metrics.jsonl (the final epoch is
+always evaluated), under the label phases.eval_data gave that data. `<workdir>/evaluation.json`
+replaces them, e.g.
+    python -m tools.evaluate --model=<workdir> --dataset=digits --thesis_metrics ... \
         --output=<workdir>/evaluation.json
 to replace the per-epoch PGD-20 numbers (on a sample of the training split) with a full-split
-evaluation, or to evaluate an untuned chapter-5 model on CIFAR-10 (its own metrics.jsonl
-measures it on the pretraining data).
+evaluation, but only when its dataset, splits and PGD settings equal the run's; otherwise it
+is ignored with a warning naming it.
 """
 
+import dataclasses
 import json
+import math
 import os
+import warnings
 from pathlib import Path
 
+import ml_collections
+
+from tf_advreg.training import phases
 from tf_advreg.training.callbacks import read_metrics
-from tf_advreg.training.phases import PHASES
 
 EVALUATION_FILE = "evaluation.json"
-# The thesis's four columns and the metrics.jsonl keys behind them.
+# The thesis's four columns and the metric keys behind them: <split role>/<kind>_accuracy.
 METRICS = {
     "Nat. Train": "train/natural_accuracy",
     "Nat. Test": "test/natural_accuracy",
@@ -27,30 +36,108 @@ METRICS = {
 _ATTACK_KIND = {"natural": "natural", "pgd": "adversarial"}
 
 
-def _evaluation_metrics(path: Path) -> dict[str, float]:
-    """tools.evaluate's JSON as metrics.jsonl keys: natural and PGD accuracy per split."""
+@dataclasses.dataclass(frozen=True)
+class TableData:
+    """Where a run's four metrics must be measured: one dataset, its train and test splits."""
+
+    dataset: str
+    train_split: str
+    test_split: str
+
+    def split(self, role: str) -> str:
+        return self.train_split if role == "train" else self.test_split
+
+    def text(self) -> str:
+        return f"{self.dataset} ({self.train_split} / {self.test_split})"
+
+
+def table_data(config: dict) -> TableData:
+    """The tune data when the config names a tune dataset, else the pretraining data."""
+    if config["tune_dataset"]:
+        return TableData(config["tune_dataset"], config["tune_split"], config["test_split"])
+    return TableData(config["pretrain_dataset"], config["pretrain_split"], config["test_split"])
+
+
+def _last_phase(config: dict) -> phases.Phase | None:
+    found = phases.phases_from_config(ml_collections.ConfigDict(config))
+    return found[-1] if found else None
+
+
+def _logged_metrics(workdir: Path, config: dict) -> dict[str, float]:
+    """The last phase's last record, its keys renamed train/... and test/... for the labels
+    that measured the table data; other keys are dropped."""
+    phase = _last_phase(config)
+    records = read_metrics(workdir / phase.name / "metrics.jsonl") if phase else []
+    if not records:
+        return {}
+    wanted = table_data(config)
+    labels = {
+        (dataset, split): label
+        for label, (dataset, split, _) in phases.eval_data(
+            ml_collections.ConfigDict(config), phase
+        ).items()
+    }
+    metrics = {}
+    for role in ("train", "test"):
+        label = labels.get((wanted.dataset, wanted.split(role)))
+        for kind in ("natural", "adversarial"):
+            key = f"{label}/{kind}_accuracy"
+            if label and key in records[-1]:
+                metrics[f"{role}/{kind}_accuracy"] = records[-1][key]
+    return metrics
+
+
+def _same_attack(settings: dict, config: dict) -> bool:
+    return (
+        settings.get("norm") == config["attack_norm"]
+        and settings.get("steps") == config["eval_attack_steps"]
+        and math.isclose(settings.get("eps", -1), config["eps"])
+        and math.isclose(settings.get("step_size") or -1, config["eval_attack_step_size"])
+    )
+
+
+def _evaluation_metrics(path: Path, config: dict) -> dict[str, float]:
+    """tools.evaluate's JSON as train/... and test/... keys; {} with a warning when any of its
+    evaluations is of other data or PGD settings than the run's table."""
+    wanted = table_data(config)
+    roles = {wanted.train_split: "train", wanted.test_split: "test"}
     metrics = {}
     for evaluation in json.loads(path.read_text())["evaluations"]:
-        split = evaluation["data"]["split"]
+        data = evaluation["data"]
+        role = roles.get(data["split"])
+        problem = ""
+        if data["dataset"] != wanted.dataset or role is None:
+            problem = f"it evaluates {data['dataset']}:{data['split']}, the table {wanted.text()}"
         for result in evaluation["results"]:
             kind = _ATTACK_KIND.get(result["attack"])
-            if kind:
-                metrics[f"{split}/{kind}_accuracy"] = result["accuracy"]
+            if kind == "adversarial" and not _same_attack(result["settings"], config):
+                problem = problem or (
+                    f"its PGD settings {result['settings']} are not the run's (eps "
+                    f"{config['eps']}, {config['eval_attack_steps']} steps of "
+                    f"{config['eval_attack_step_size']})"
+                )
+            if kind and not problem:
+                metrics[f"{role}/{kind}_accuracy"] = result["accuracy"]
+        if problem:
+            warnings.warn(f"Ignoring {path}: {problem}.", stacklevel=2)
+            return {}
     return metrics
 
 
-def final_metrics(workdir: str | os.PathLike) -> dict[str, float]:
-    """The final model's metrics; {} when the run has none yet."""
+def final_metrics(workdir: str | os.PathLike, config: dict) -> dict[str, float]:
+    """The final model's four metrics on its table data; {} when the run has none yet."""
     workdir = Path(workdir)
-    metrics = {}
-    for phase in PHASES:
-        records = read_metrics(workdir / phase / "metrics.jsonl")
-        if records:
-            metrics = records[-1]
+    metrics = _logged_metrics(workdir, config)
     evaluation = workdir / EVALUATION_FILE
     if evaluation.is_file():
-        metrics = metrics | _evaluation_metrics(evaluation)
+        metrics = metrics | _evaluation_metrics(evaluation, config)
     return metrics
+
+
+def pretrained_metrics(workdir: str | os.PathLike) -> dict[str, float]:
+    """The last record of a run's pretrain phase, as logged."""
+    records = read_metrics(Path(workdir) / "pretrain" / "metrics.jsonl")
+    return records[-1] if records else {}
 
 
 def tuning_series(workdir: str | os.PathLike, key: str) -> tuple[list[int], list[float]]:

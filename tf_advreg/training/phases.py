@@ -42,12 +42,13 @@ class Phase:
 
 def phases_from_config(config: ml_collections.ConfigDict) -> list[Phase]:
     """The phases a config asks for: each whose dataset is set, except a 0-epoch pretraining
-    (a tune-only run from `tune_init_checkpoint`, which must not export an untrained model).
-    The pretrain dataset still serves the tune phase's evaluation on the pretraining data."""
+    (a tune-only run from `tune_init_checkpoint`, which must not export an untrained model)
+    and a 0-epoch tuning (the untuned model). The datasets of skipped phases are still
+    evaluated: the pretraining data while tuning, the tune data while pretraining."""
     phases = []
     for name in PHASES:
         dataset = config[f"{name}_dataset"]
-        if dataset and not (name == "pretrain" and config.pretrain_epochs == 0):
+        if dataset and config[f"{name}_epochs"] > 0:
             phases.append(
                 Phase(
                     name=name,
@@ -91,13 +92,41 @@ def _data_dir(config) -> str | None:
     return config.data_dir or None
 
 
-def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]:
-    """The sets evaluated each epoch, and those that replace them at the final epoch.
+def eval_data(config, phase: Phase) -> dict[str, tuple[str, str, int]]:
+    """What each evaluation of the phase measures: label -> (dataset, split, sample size).
 
-    Each epoch reads test and train splits of the phase's data and, while tuning, the
-    pretraining data: class-balanced samples of `test_eval_subset` and `train_eval_subset`
-    examples (the whole split when it is smaller). The final epoch reads the whole test split,
-    so the final model's test accuracy is the full split's.
+    test and train splits of the phase's data; while tuning, the pretraining data too; while
+    pretraining for a named tune dataset, that data too (a run with tune_epochs=0 is the
+    untuned model of thesis Tables 5.1-5.4, which are measured on the tune data). Data
+    already evaluated under another label is not evaluated twice.
+    """
+    sets = {
+        "test": (phase.dataset, config.test_split, config.test_eval_subset),
+        "train": (phase.dataset, phase.split, config.train_eval_subset),
+    }
+    if phase.name == "tune" and config.pretrain_dataset:
+        sets["pretrain_train"] = (
+            config.pretrain_dataset,
+            config.pretrain_split,
+            config.train_eval_subset,
+        )
+    if phase.name == "pretrain" and config.tune_dataset:
+        sets["tune_test"] = (config.tune_dataset, config.test_split, config.test_eval_subset)
+        sets["tune_train"] = (config.tune_dataset, config.tune_split, config.train_eval_subset)
+    unique = {}
+    for label, source in sets.items():
+        if source not in unique.values():
+            unique[label] = source
+    return unique
+
+
+def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]:
+    """The sets of eval_data evaluated each epoch, and those that replace them at the final
+    epoch.
+
+    Each epoch reads class-balanced samples of `test_eval_subset` and `train_eval_subset`
+    examples (the whole split when it is smaller). The final epoch reads the whole test
+    splits, so the final model's test accuracy is the full split's.
     """
 
     def load(name: str, split: str, subset: int) -> callbacks.EvalSet:
@@ -115,18 +144,14 @@ def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]
         )
         return callbacks.EvalSet(_shard_by_example(batches), subset or size)
 
-    sets = {
-        "test": load(phase.dataset, config.test_split, config.test_eval_subset),
-        "train": load(phase.dataset, phase.split, config.train_eval_subset),
+    sources = eval_data(config, phase)
+    sets = {label: load(*source) for label, source in sources.items()}
+    final_sets = {
+        label: load(dataset, split, 0)
+        for label, (dataset, split, _) in sources.items()
+        if split == config.test_split
+        and sets[label].num_examples < data.split_size(dataset, split, _data_dir(config))
     }
-    if phase.name == "tune" and config.pretrain_dataset:
-        sets["pretrain_train"] = load(
-            config.pretrain_dataset, config.pretrain_split, config.train_eval_subset
-        )
-    whole_test = data.split_size(phase.dataset, config.test_split, _data_dir(config))
-    final_sets = {}
-    if sets["test"].num_examples < whole_test:
-        final_sets["test"] = load(phase.dataset, config.test_split, 0)
     return sets, final_sets
 
 
