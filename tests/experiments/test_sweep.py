@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tf_advreg.experiments import grid, sweep
+from tf_advreg.experiments import grid, results, sweep
 from tf_advreg.training.callbacks import read_metrics
 from tf_advreg.training.run_config import RESUMABLE_FIELDS
 
@@ -231,7 +231,8 @@ def get_config():
 
 def get_sweep():
     return [{"pretrain_objective": "trades", "pretrain_beta": 1.0, "tune_objective": "ar",
-             "tune_beta": 2.0}]
+             "tune_beta": 2.0}, {"pretrain_objective": "trades", "pretrain_beta": 1.0,
+             "tune_epochs": 0}]
 """
 
 
@@ -253,3 +254,7 @@ def test_a_tiny_sweep_trains_the_pretraining_once_then_tunes_from_it(tmp_path):
     assert not (root / "trades1__ar2-seed0" / "pretrain" / "metrics.jsonl").exists()
     (tuned,) = read_metrics(root / "trades1__ar2-seed0" / "tune" / "metrics.jsonl")
     assert "pretrain_train/adversarial_accuracy" in tuned  # thesis Figures 5-1, 5-2
+    (untuned,) = read_metrics(root / "trades1-seed0" / "pretrain" / "metrics.jsonl")
+    final = results.final_metrics(root / "trades1-seed0", runs[0].config)
+    assert final["train/natural_accuracy"] == untuned["tune_train/natural_accuracy"]
+    assert final["test/natural_accuracy"] == untuned["test/natural_accuracy"]  # digits: shared

@@ -100,3 +100,30 @@ def test_phases_follow_the_config():
     assert [p.name for p in phases.phases_from_config(config)] == ["pretrain"]
     config.tune_dataset, config.pretrain_epochs = "digits", 0  # tune-only, from a checkpoint
     assert [p.name for p in phases.phases_from_config(config)] == ["tune"]
+    config.pretrain_epochs, config.tune_epochs = 8, 0  # untuned: the pretraining alone
+    assert [p.name for p in phases.phases_from_config(config)] == ["pretrain"]
+
+
+def test_a_pretraining_for_a_named_tune_dataset_is_also_evaluated_on_it():
+    """The untuned row of thesis Tables 5.1-5.4 is measured on the tune data (CIFAR-10)."""
+    config = default.get_config()  # CINIC-10 pretraining, CIFAR-10 tuning
+    config.tune_epochs = 0
+    (pretrain,) = phases.phases_from_config(config)
+    assert phases.eval_data(config, pretrain) == {
+        "test": ("cinic10", "test", 0),
+        "train": ("cinic10", "train+validation", 10_000),
+        "tune_test": ("cifar10", "test", 0),
+        "tune_train": ("cifar10", "train", 10_000),
+    }
+    demo = digits_demo.get_config()  # the same test split is not evaluated twice
+    pretrain, tune = phases.phases_from_config(demo)
+    assert phases.eval_data(demo, pretrain) == {
+        "test": ("digits", "test", 0),
+        "train": ("digits", "pretrain", 500),
+        "tune_train": ("digits", "tune", 500),
+    }
+    assert phases.eval_data(demo, tune) == {
+        "test": ("digits", "test", 0),
+        "train": ("digits", "tune", 500),
+        "pretrain_train": ("digits", "pretrain", 500),
+    }
