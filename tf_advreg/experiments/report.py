@@ -270,17 +270,14 @@ def _draw(axes, points: list[tuple[float, PerSeed]], seeds: int, style: str, **k
     if not points:
         return
     xs = [x for x, _ in points]
-    axes.plot(xs, [sum(v) / len(v) for _, v in points], style, **kwargs)
+    (line,) = axes.plot(xs, [sum(v) / len(v) for _, v in points], style, **kwargs)
+    color = line.get_color()
     axes.fill_between(
-        xs,
-        [min(v) for _, v in points],
-        [max(v) for _, v in points],
-        alpha=0.2,
-        color=kwargs.get("color"),
+        xs, [min(v) for _, v in points], [max(v) for _, v in points], alpha=0.2, color=color
     )
     short = [(x, sum(v) / len(v)) for x, v in points if len(v) < seeds]
     if short:
-        axes.plot(*zip(*short), "o", mfc="white", color=kwargs.get("color"))
+        axes.plot(*zip(*short), "o", mfc="white", color=color)
 
 
 def lambda_figures(sweep_: grid.Sweep, root: Path, out: Path, comparable: bool) -> list[Path]:
