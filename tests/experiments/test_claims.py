@@ -2,17 +2,14 @@
 numbers, a seed short of a cell is counted out and marked, untestable claims say why."""
 
 import csv
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from support import assert_one_line_error, run_tool
 
 from tf_advreg.experiments import claims, grid, report, statistics, thesis
 
-ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ("table_4_1", "table_4_2", "tables_5_1_to_5_4", "figures_5_1_to_5_4", "table_5_5")
 WRAPPER = """
 from configs.digits import {name} as experiment
@@ -106,20 +103,9 @@ def test_a_comparison_across_chapters_on_different_data_is_not_testable(replicat
     assert "digits:train" in alone.verdict and "digits:tune" in alone.verdict
 
 
-def report_tool(*flags: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        [sys.executable, "-m", "tools.report", *flags],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-
-
 def test_the_report_tool_writes_the_claims_table(replication, tmp_path):
     out = tmp_path / "out"
-    result = report_tool(f"--claims={replication}", f"--out={out}")
+    result = run_tool("report", f"--claims={replication}", f"--out={out}")
     assert result.returncode == 0, result.stderr
     markdown = (out / "claims.md").read_text()
     assert "| Claim | Statistic | Thesis | Ours | Verdict |" in markdown
@@ -132,8 +118,6 @@ def test_the_report_tool_writes_the_claims_table(replication, tmp_path):
 
 
 def test_claims_need_an_output_directory(tmp_path):
-    result = report_tool(f"--claims={tmp_path}")
-    assert result.returncode == 1 and not any(tmp_path.iterdir())
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: --claims reads each file's own root: pass --out and no --root."
-    )
+    result = run_tool("report", f"--claims={tmp_path}")
+    assert_one_line_error(result, "--claims reads each file's own root: pass --out and no --root.")
+    assert not any(tmp_path.iterdir())

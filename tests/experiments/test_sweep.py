@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support import run_tool
 
 from tf_advreg.experiments import grid, results, sweep
 from tf_advreg.training.callbacks import read_metrics
@@ -170,6 +171,24 @@ def test_dry_run_lists_each_run_with_its_status_and_command(tmp_path, fabricate)
     )
     seeds = [line.split()[1] for line in lines[1:] if line.split()[1].startswith("ar5")]
     assert seeds == ["ar5-seed0", "ar5-seed1", "ar5-seed2"]  # each (cell, seed) one run
+
+
+def test_the_sweep_tool_lists_every_cell_and_seed(tmp_path):
+    result = run_tool(
+        "sweep",
+        "--config=configs/digits/table_4_1.py",
+        "--seeds=2",
+        "--dry_run",
+        f"--root={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"18 runs of configs/digits/table_4_1.py under {tmp_path}:"
+    assert [line.split()[1] for line in lines[1:] if "trades5-" in line] == [
+        "trades5-seed0",
+        "trades5-seed1",
+    ]
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
 
 
 def test_a_workdir_of_another_config_stops_the_sweep(tmp_path, fabricate):
