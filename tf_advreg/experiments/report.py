@@ -26,6 +26,7 @@ from tf_advreg import files  # noqa: E402
 from tf_advreg.experiments import grid, results, statistics, sweep, thesis  # noqa: E402
 from tf_advreg.experiments.grid import Cell  # noqa: E402
 
+UNTUNED = "None"  # the thesis's row label of the untuned model in Tables 5.1-5.4
 THESIS_DATA = "cifar10"  # every published number is measured on CIFAR-10 (multiples of 1/50k)
 _NAMES = {"trades": "TRADES", "ar": "AR", "alp": "ALP", "mart": "MART", "natural": "Natural"}
 _MODELS_5_5 = {"robopt": "Rob. Opt.", "trades": "TRADES", "ar": "Adv. Reg."}
@@ -185,9 +186,6 @@ def _tune_label(config: dict) -> str:
     if not grid.tunes(config):
         return UNTUNED
     return method_label(config["tune_objective"], config["tune_beta"])
-
-
-UNTUNED = "None"
 
 
 def pretrain_tune_tables(sweep_: grid.Sweep, root: Path) -> list[Table]:
