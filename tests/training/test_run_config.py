@@ -110,20 +110,23 @@ def test_a_pretraining_for_a_named_tune_dataset_is_also_evaluated_on_it():
     config.tune_epochs = 0
     (pretrain,) = phases.phases_from_config(config)
     assert phases.eval_data(config, pretrain) == {
-        "test": ("cinic10", "test", 0),
+        "test": ("cinic10", "test", 10_000),
         "train": ("cinic10", "train+validation", 10_000),
-        "tune_test": ("cifar10", "test", 0),
+        "tune_test": ("cifar10", "test", 10_000),
         "tune_train": ("cifar10", "train", 10_000),
     }
     demo = digits_demo.get_config()  # the same test split is not evaluated twice
     pretrain, tune = phases.phases_from_config(demo)
     assert phases.eval_data(demo, pretrain) == {
-        "test": ("digits", "test", 0),
+        "test": ("digits", "test", 10_000),
         "train": ("digits", "pretrain", 500),
         "tune_train": ("digits", "tune", 500),
     }
     assert phases.eval_data(demo, tune) == {
-        "test": ("digits", "test", 0),
+        "test": ("digits", "test", 10_000),
         "train": ("digits", "tune", 500),
         "pretrain_train": ("digits", "pretrain", 500),
     }
+    every_epoch, final = phases._eval_sets(demo, pretrain)  # the tune data: final model only
+    assert set(every_epoch) == {"test", "train"} and set(final) == {"tune_train"}
+    assert final["tune_train"].num_examples == 300  # all of digits:tune, fewer than 500

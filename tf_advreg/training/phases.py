@@ -96,9 +96,9 @@ def eval_data(config, phase: Phase) -> dict[str, tuple[str, str, int]]:
     """What each evaluation of the phase measures: label -> (dataset, split, sample size).
 
     test and train splits of the phase's data; while tuning, the pretraining data too; while
-    pretraining for a named tune dataset, that data too (a run with tune_epochs=0 is the
-    untuned model of thesis Tables 5.1-5.4, which are measured on the tune data). Data
-    already evaluated under another label is not evaluated twice.
+    pretraining for a named tune dataset, at the final epoch, that data too (a run with
+    tune_epochs=0 is the untuned model of thesis Tables 5.1-5.4, which are measured on the
+    tune data). Data already evaluated under another label is not evaluated twice.
     """
     sets = {
         "test": (phase.dataset, config.test_split, config.test_eval_subset),
@@ -120,13 +120,16 @@ def eval_data(config, phase: Phase) -> dict[str, tuple[str, str, int]]:
     return unique
 
 
+FINAL_ONLY = ("tune_test", "tune_train")  # only the final model's numbers are read from them
+
+
 def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]:
-    """The sets of eval_data evaluated each epoch, and those that replace them at the final
-    epoch.
+    """The sets of eval_data evaluated each epoch, and those added or replacing them at the
+    final epoch.
 
     Each epoch reads class-balanced samples of `test_eval_subset` and `train_eval_subset`
     examples (the whole split when it is smaller). The final epoch reads the whole test
-    splits, so the final model's test accuracy is the full split's.
+    splits, so the final model's test accuracy is the full split's, and the tune data.
     """
 
     def load(name: str, split: str, subset: int) -> callbacks.EvalSet:
@@ -145,13 +148,16 @@ def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]
         return callbacks.EvalSet(_shard_by_example(batches), subset or size)
 
     sources = eval_data(config, phase)
-    sets = {label: load(*source) for label, source in sources.items()}
-    final_sets = {
-        label: load(dataset, split, 0)
-        for label, (dataset, split, _) in sources.items()
-        if split == config.test_split
-        and sets[label].num_examples < data.split_size(dataset, split, _data_dir(config))
-    }
+    sets = {label: load(*source) for label, source in sources.items() if label not in FINAL_ONLY}
+    final_sets = {}
+    for label, (dataset, split, size) in sources.items():
+        if split == config.test_split:
+            size = 0  # the final model reads the whole test split
+        sampled = label in sets and sets[label].num_examples < data.split_size(
+            dataset, split, _data_dir(config)
+        )
+        if label in FINAL_ONLY or (size == 0 and sampled):
+            final_sets[label] = load(dataset, split, size)
     return sets, final_sets
 
 
