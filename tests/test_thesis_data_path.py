@@ -67,6 +67,9 @@ def test_pretrains_on_cinic10_and_tunes_on_cifar10(workdir):
         assert network["input_shape"] == [32, 32, 3] and network["num_classes"] == 10
     (tune,) = callbacks.read_metrics(workdir / "tune" / "metrics.jsonl")
     assert tune["pretrain_train/num_examples"] == BATCH
+    (pretrained,) = callbacks.read_metrics(workdir / "pretrain" / "metrics.jsonl")
+    assert pretrained["tune_test/num_examples"] == TEST_EXAMPLES  # the untuned model on CIFAR-10
+    assert pretrained["tune_train/num_examples"] == BATCH
 
 
 def _crop_flip_of(augmented, original, padding):

@@ -86,6 +86,8 @@ def test_verdicts_are_computed_from_the_seeds(replication):
     assert keeps.verdict == "reproduced" and keeps.ours.n == 3
     assert keeps.thesis is None  # the thesis shows it only as a figure
     assert found["The full pretraining set beats the subset: adversarial test accuracy"].ours.n == 3
+    flat = found["A larger tuning λ raises adversarial test accuracy"]  # equal at every tuning λ
+    assert flat.ours.mean == 0.0 and flat.verdict == "inconclusive"
 
 
 def test_the_thesis_value_is_the_same_statistic_on_its_tables():

@@ -49,14 +49,15 @@ def mean_over(table: str, keys: list[tuple[str, str]]) -> Measure:
 
 
 def trend(table: str, rows: list[str], column: str, sign: int = 1) -> Measure:
-    """Spearman's rank correlation of the rows' numbers (λ) with their values, times sign."""
+    """Spearman's rank correlation of the rows' numbers (λ) with their values, times sign;
+    values equal at every λ count as ρ = 0, no trend."""
 
     def measure(get: Lookup) -> float | None:
         values = [get(table, row, column) for row in rows]
         if None in values:
             return None
         rho = statistics.spearman([_lambda(row) for row in rows], values)
-        return None if math.isnan(rho) else sign * rho
+        return 0.0 if math.isnan(rho) else sign * rho
 
     return measure
 
