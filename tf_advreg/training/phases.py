@@ -20,7 +20,7 @@ import tensorflow as tf
 from tf_advreg import data, export, files
 from tf_advreg.models import resnet18
 from tf_advreg.objectives import objective_class
-from tf_advreg.training import callbacks, checkpoints
+from tf_advreg.training import callbacks, checkpoints, head
 from tf_advreg.training.strategy import barrier, is_chief, task_name
 
 PHASES = ("pretrain", "tune")
@@ -279,8 +279,11 @@ def run_phase(
         )
         # Every worker resumes from the chief's checkpoints (a shared filesystem on a cluster).
         state = checkpoints.restore_latest(workdir / phase.name, network, optimizer)
-        if state is None and start is not None:
-            checkpoints.restore(start, network)  # weights only: the optimizer starts fresh
+        if state is None and start is not None:  # weights only: the optimizer starts fresh
+            if network.get_layer(head.HEAD).units != _saved_args(start)["num_classes"]:
+                head.restore_body(start, network, config.seed)
+            else:
+                checkpoints.restore(start, network)
     initial_epoch = state["epoch"] if state else 0
     train_set = data.load(
         phase.dataset,
@@ -338,17 +341,22 @@ def run_phase(
     return records[-1] if records else {}
 
 
+def _saved_args(checkpoint: Path) -> dict:
+    return json.loads((checkpoint / "network.json").read_text())
+
+
 def _inherit_architecture(checkpoint: Path, args: dict) -> dict:
     """The starting checkpoint's network arguments (its input normalization included), after
-    checking that the tune data fits them."""
-    saved = json.loads((checkpoint / "network.json").read_text())
-    for key in ("num_classes", "width", "input_shape"):
+    checking that the tune data fits them; the class count is the tune data's (a different
+    one gets a new classifier, see tf_advreg.training.head)."""
+    saved = _saved_args(checkpoint)
+    for key in ("width", "input_shape"):
         if saved[key] != args[key]:
             raise ValueError(
                 f"The tune phase cannot start from {checkpoint}: its {key} is {saved[key]}, "
                 f"the tune data and config need {args[key]}."
             )
-    return saved | {"sync_batchnorm": args["sync_batchnorm"]}
+    return saved | {key: args[key] for key in ("num_classes", "sync_batchnorm")}
 
 
 def _hparams(config, phase: Phase) -> dict:
