@@ -1,6 +1,8 @@
 """Tiny fake downloads of the real datasets, prepared by the real TFDS builders."""
 
+import io
 import tempfile
+import zipfile
 from pathlib import Path
 from unittest import mock
 
@@ -56,3 +58,21 @@ def prepare_fake_cifar10(data_dir: Path, per_class: int = 1, test_per_class: int
             builder.download_and_prepare(
                 download_config=tfds.download.DownloadConfig(try_download_gcs=False)
             )
+
+
+def write_fake_imagenet32(manual_dir: Path, train_labels, validation_labels) -> None:
+    """Imagenet32_{train,val}_npz.zip as image-net.org serves them: npz files of flat CHW uint8
+    images ("data") and 1-based labels ("labels"). Image i's channel c is filled with
+    (label + c) % 256, so the tests can check that images travel with their labels."""
+    manual_dir.mkdir(parents=True, exist_ok=True)
+    for archive, member, labels in (
+        ("Imagenet32_train_npz.zip", "Imagenet32_train_npz/train_data_batch_1.npz", train_labels),
+        ("Imagenet32_val_npz.zip", "Imagenet32_val_npz/val_data.npz", validation_labels),
+    ):
+        labels = np.asarray(labels)  # 0-based ImageNet32 classes
+        planes = (labels[:, None, None] + np.arange(3)[None, :, None]) % 256
+        images = np.broadcast_to(planes, (len(labels), 3, 1024)).reshape(len(labels), -1)
+        buffer = io.BytesIO()
+        np.savez(buffer, data=images.astype(np.uint8), labels=labels + 1)
+        with zipfile.ZipFile(manual_dir / archive, "w") as zipped:
+            zipped.writestr(member, buffer.getvalue())

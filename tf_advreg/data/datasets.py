@@ -20,11 +20,14 @@ from sklearn.datasets import load_digits
 
 from tf_advreg.data import augment as augment_lib
 from tf_advreg.data.cinic10 import CIFAR10_CLASSES
+from tf_advreg.data.imagenet32 import kept_synsets
 
 # Published per-channel statistics of the training images, in [0, 1] units.
 _CIFAR10_MEAN, _CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 _CINIC10_MEAN = (0.47889522, 0.47227842, 0.43047404)
 _CINIC10_STD = (0.24205776, 0.23828046, 0.25874835)
+# Our choice for downsampled ImageNet: the usual full-resolution ImageNet statistics.
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 # Per class: the first _DIGITS_TEST examples in hash order are test, the next _DIGITS_TUNE are
 # tune, the rest pretrain; train = pretrain + tune.
@@ -61,7 +64,19 @@ _TFDS_DATASETS = {
         _CINIC10_MEAN,
         _CINIC10_STD,
     ),
+    # Its training split size is known only once prepared (ImageNet's classes differ in size),
+    # so `info` prepares it; the validation split has 50 images per class.
+    "imagenet32_no_cifar10": DatasetInfo(
+        "imagenet32_no_cifar10",
+        (32, 32, 3),
+        len(kept_synsets()),
+        kept_synsets(),
+        {"train": 0, "validation": 50 * len(kept_synsets())},
+        _IMAGENET_MEAN,
+        _IMAGENET_STD,
+    ),
 }
+_SIZES_ONCE_PREPARED = ("imagenet32_no_cifar10",)
 
 
 def available_datasets() -> tuple[str, ...]:
@@ -69,12 +84,16 @@ def available_datasets() -> tuple[str, ...]:
 
 
 def info(name: str, data_dir: str | None = None) -> DatasetInfo:
-    """Describes a dataset without reading its examples (or downloading it)."""
+    """Describes a dataset without reading its examples (or downloading it; only
+    imagenet32_no_cifar10 is prepared first, as its split sizes exist only once prepared)."""
     base = _check_name(name)
     if base == "digits":
         return _digits_info()
     published = _TFDS_DATASETS[base]
-    prepared = tfds.builder(name, data_dir=data_dir).info.splits
+    builder = tfds.builder(name, data_dir=data_dir)
+    if base in _SIZES_ONCE_PREPARED:
+        _prepare(builder, None)
+    prepared = builder.info.splits
     sizes = {split: prepared[split].num_examples for split in prepared}
     return dataclasses.replace(published, name=name, split_sizes=sizes or published.split_sizes)
 
