@@ -1,10 +1,16 @@
 """imagenet32_no_cifar10: ImageNet32 without CINIC-10's CIFAR-10 synsets, on a fake download."""
 
+import json
+
 import numpy as np
-from fake_datasets import write_fake_imagenet32
+import pytest
+import tensorflow as tf
+from fake_datasets import prepare_fake_cifar10, write_fake_imagenet32
 
 from tf_advreg import data
 from tf_advreg.data import imagenet32
+from tf_advreg.experiments import grid
+from tf_advreg.training import callbacks, checkpoints, phases
 
 AIRLINER, AMBULANCE, TENCH = "n02690373", "n02701002", "n01440764"
 
@@ -30,8 +36,8 @@ def test_builder_drops_the_cifar10_classes_and_renumbers_the_rest(tmp_path):
 
     info = data.info("imagenet32_no_cifar10", str(tmp_path))  # prepares it
     assert info.num_classes == 858 and info.class_names == kept
-    assert info.split_sizes == {"train": 3, "validation": 2}
-    for split, originals in (("train", train), ("validation", validation)):
+    assert info.split_sizes == {"train": 3, "test": 2}
+    for split, originals in (("train", train), ("test", validation)):
         images, labels = next(
             iter(
                 data.load(
@@ -49,3 +55,36 @@ def test_builder_drops_the_cifar10_classes_and_renumbers_the_rest(tmp_path):
             original = synsets.index(kept[label])
             expected = [(original + c) % 256 / 255 for c in range(3)]  # CHW became HWC
             np.testing.assert_allclose(image, np.broadcast_to(expected, (32, 32, 3)), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_pretrains_on_it_and_tunes_on_cifar10_with_a_new_head(tmp_path):
+    """The section 6.3 config at toy scale: 858-way pretraining, 10-way CIFAR-10 tuning."""
+    synsets = imagenet32.imagenet_synsets()
+    kept = [synsets.index(s) for s in imagenet32.kept_synsets()[:5]]
+    write_fake_imagenet32(tmp_path / "downloads" / "manual", kept * 4, kept * 2)
+    prepare_fake_cifar10(tmp_path)  # 50 train, 20 test images
+    config = grid.load_experiment("configs/thesis/imagenet_no_cifar10.py").get_config()
+    config.update(
+        {
+            "data_dir": str(tmp_path),
+            "width": 2,
+            "batch_size": 10,
+            "pretrain_epochs": 1,
+            "tune_epochs": 1,
+            "attack_steps": 1,
+            "eval_attack_steps": 1,
+            "train_eval_subset": 10,
+            "test_eval_subset": 10,
+            "jit_compile": False,
+        }
+    )
+    workdir = tmp_path / "run"
+    for phase in phases.phases_from_config(config):
+        phases.run_phase(config, phase, workdir, tf.distribute.get_strategy())
+    for phase, classes in (("pretrain", 858), ("tune", 10)):
+        checkpoint = checkpoints.list_checkpoints(workdir / phase)[-1]
+        assert json.loads((checkpoint / "network.json").read_text())["num_classes"] == classes
+    (tune,) = callbacks.read_metrics(workdir / "tune" / "metrics.jsonl")
+    assert "test/adversarial_accuracy" in tune
+    assert not any(key.startswith("pretrain_train/") for key in tune)  # 858 labels, 10 logits

@@ -65,13 +65,13 @@ _TFDS_DATASETS = {
         _CINIC10_STD,
     ),
     # Its training split size is known only once prepared (ImageNet's classes differ in size),
-    # so `info` prepares it; the validation split has 50 images per class.
+    # so `info` prepares it; the test split (ImageNet validation) has 50 images per class.
     "imagenet32_no_cifar10": DatasetInfo(
         "imagenet32_no_cifar10",
         (32, 32, 3),
         len(kept_synsets()),
         kept_synsets(),
-        {"train": 0, "validation": 50 * len(kept_synsets())},
+        {"train": 0, "test": 50 * len(kept_synsets())},
         _IMAGENET_MEAN,
         _IMAGENET_STD,
     ),

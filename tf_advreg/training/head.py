@@ -9,14 +9,20 @@ from pathlib import Path
 
 import keras
 
+from tf_advreg import data
 from tf_advreg.training import checkpoints
 
 # The classifier's layer name in tf_advreg.models.resnet18.
 HEAD = "logits"
 
 
-def needs_new_head(saved_args: dict, wanted_args: dict) -> bool:
-    return saved_args["num_classes"] != wanted_args["num_classes"]
+def same_classes(config, data_dir: str | None) -> bool:
+    """Whether the tune network can be evaluated on the pretraining data: both datasets set and
+    with the same class count (a 10-way head cannot score 858-class labels)."""
+    if not (config.pretrain_dataset and config.tune_dataset):
+        return False
+    pretrain = data.info(config.pretrain_dataset, data_dir)
+    return pretrain.num_classes == data.info(config.tune_dataset, data_dir).num_classes
 
 
 def restore_body(checkpoint: Path, network: keras.Model, seed: int) -> None:
