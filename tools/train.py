@@ -45,7 +45,10 @@ _HELP = {
     "pretrain_beta": "Regularization weight (the thesis's lambda) of the pretrain objective.",
     "tune_objective": "natural, robopt, trades, ar, alp or mart.",
     "tune_beta": "Regularization weight of the tune objective.",
-    "tune_init_checkpoint": "Checkpoint to tune from (empty: this run's last pretrain epoch).",
+    "tune_init_checkpoint": (
+        "Checkpoint to tune from (empty: this run's last pretrain epoch); another class count "
+        "keeps its body and gets a new classifier."
+    ),
     "pretrain_epochs": "Epochs of the pretrain phase.",
     "tune_epochs": "Epochs of the tune phase.",
     "batch_size": "Global batch size (split across replicas).",

@@ -85,6 +85,8 @@ def test_pretrains_on_it_and_tunes_on_cifar10_with_a_new_head(tmp_path):
     for phase, classes in (("pretrain", 858), ("tune", 10)):
         checkpoint = checkpoints.list_checkpoints(workdir / phase)[-1]
         assert json.loads((checkpoint / "network.json").read_text())["num_classes"] == classes
+    (pretrain,) = callbacks.read_metrics(workdir / "pretrain" / "metrics.jsonl")
+    assert not any(key.startswith("tune_") for key in pretrain)  # 858 logits, 10-class labels
     (tune,) = callbacks.read_metrics(workdir / "tune" / "metrics.jsonl")
     assert "test/adversarial_accuracy" in tune
     assert not any(key.startswith("pretrain_train/") for key in tune)  # 858 labels, 10 logits

@@ -98,19 +98,21 @@ def eval_data(config, phase: Phase) -> dict[str, tuple[str, str, int]]:
     test and train splits of the phase's data; while tuning, the pretraining data too; while
     pretraining for a named tune dataset, at the final epoch, that data too (a run with
     tune_epochs=0 is the untuned model of thesis Tables 5.1-5.4, which are measured on the
-    tune data). Data already evaluated under another label is not evaluated twice.
+    tune data). Either phase reads the other's data only if both have the same class count
+    (a 10-way head cannot score 858-class labels, nor 858 logits 10-class ones). Data already
+    evaluated under another label is not evaluated twice.
     """
     sets = {
         "test": (phase.dataset, config.test_split, config.test_eval_subset),
         "train": (phase.dataset, phase.split, config.train_eval_subset),
     }
-    if phase.name == "tune" and config.pretrain_dataset:
+    if phase.name == "tune" and head.same_classes(config, _data_dir(config)):
         sets["pretrain_train"] = (
             config.pretrain_dataset,
             config.pretrain_split,
             config.train_eval_subset,
         )
-    if phase.name == "pretrain" and config.tune_dataset:
+    if phase.name == "pretrain" and head.same_classes(config, _data_dir(config)):
         sets["tune_test"] = (config.tune_dataset, config.test_split, config.test_eval_subset)
         sets["tune_train"] = (config.tune_dataset, config.tune_split, config.train_eval_subset)
     unique = {}
