@@ -4,6 +4,7 @@ import json
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from configs import digits_demo
@@ -48,6 +49,7 @@ def test_body_is_the_checkpoints_and_the_head_is_fresh_and_seeded(tmp_path):
     assert not np.array_equal(kernel, other.get_layer(head.HEAD).get_weights()[0])
 
 
+@pytest.mark.slow
 def test_tune_phase_starts_from_a_checkpoint_with_other_classes(tmp_path, capsys):
     _, checkpoint = _checkpoint(tmp_path)
     config = digits_demo.get_config()

@@ -1,5 +1,6 @@
 """Datasets for training and evaluating robust classifiers: `load` a split as batches, or read
-its `info`. Importing this package registers the "cinic10" TFDS builder."""
+its `info`. Importing this package registers the TFDS builders "cinic10" and
+"imagenet32_no_cifar10"."""
 
 from tf_advreg.data.augment import POLICIES as AUGMENTATION_POLICIES
 from tf_advreg.data.cinic10 import CIFAR10_CLASSES
