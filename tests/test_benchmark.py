@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import assert_one_line_error, run_tool
 
 from tf_advreg import benchmarking, objectives
 from tf_advreg.models import resnet18
@@ -87,3 +88,34 @@ def test_cli_reports_every_field_positive_with_and_without_xla(tmp_path):
         "cost_over_natural/eval_pgd2/float32/jit=True",
     }
     assert all(v > 0 for v in report["ratios"].values())
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--objectives=natural,bogus", "Unknown objective 'bogus'"),
+        ("--batch_size=0", "batch_size must be >= 1, got 0"),
+        ("--precision=float16", "precision must be one of"),
+        ("--output={tmp}", "is a directory; name a file"),
+    ],
+)
+def test_bad_input_is_one_line_before_any_timing(flag, message, tmp_path):
+    result = run_tool("benchmark", "--objectives=natural", flag.format(tmp=tmp_path))
+    assert_one_line_error(result, message)
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "field, value", [("steps", 0), ("image_size", 0), ("batch_size", -1), ("channels", 0)]
+)
+def test_sizes_below_one_are_refused(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be >= 1, got {value}"):
+        benchmarking.BenchmarkConfig(**{field: value})
+
+
+def test_objectives_are_checked_by_name():
+    for name in (*objectives.OBJECTIVES, "eval_pgd20"):
+        benchmarking.check_objective(name)
+    for name in ("bogus", "eval_pgd0", "eval_pgd"):
+        with pytest.raises(ValueError, match=f"Unknown objective {name!r}"):
+            benchmarking.check_objective(name)

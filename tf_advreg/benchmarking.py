@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_advreg.models import resnet18
-from tf_advreg.objectives import AdversarialModel, RobustOptimization, objective_class
+from tf_advreg.objectives import OBJECTIVES, AdversarialModel, RobustOptimization, objective_class
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 # pgd computes the natural logits z(x) once, before its loop, for these attack losses.
@@ -248,6 +248,16 @@ def _network(config: BenchmarkConfig) -> keras.Model:
         )
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def check_objective(name: str) -> None:
+    """Raises ValueError unless `name` is an objective or eval_pgdK (K >= 1 PGD steps)."""
+    evaluation = _EVAL_PGD.fullmatch(name)
+    if evaluation is None and name not in OBJECTIVES or evaluation and int(evaluation[1]) < 1:
+        raise ValueError(
+            f"Unknown objective {name!r}; choose from {', '.join(OBJECTIVES)} or eval_pgdK "
+            "(the PGD-K evaluation step, K >= 1)."
+        )
 
 
 def _model(objective: str, config: BenchmarkConfig) -> tuple[AdversarialModel, bool]:

@@ -10,6 +10,7 @@ them as JSON. On a GPU pass --batch_size=512 --precision=mixed_bfloat16 --jit=tr
 import dataclasses
 import itertools
 import json
+import sys
 
 from absl import app, flags
 
@@ -68,27 +69,47 @@ def _table(results: list[benchmarking.BenchmarkResult]) -> str:
     return "\n".join(rows)
 
 
-def main(argv):
-    del argv
+def _configs() -> list[benchmarking.BenchmarkConfig]:
+    """One config per (precision, jit) asked for; raises ValueError naming a bad flag."""
+    for objective in _OBJECTIVES.value:
+        benchmarking.check_objective(objective)
     jits = {"true": [True], "false": [False], "both": [False, True]}[_JIT.value]
+    if _MATMUL_SIZE.value < 1:
+        raise ValueError(f"matmul_size must be >= 1, got {_MATMUL_SIZE.value}.")
+    return [
+        benchmarking.BenchmarkConfig(
+            width=_WIDTH.value,
+            batch_size=_BATCH_SIZE.value,
+            image_size=_IMAGE_SIZE.value,
+            channels=_CHANNELS.value,
+            steps=_STEPS.value,
+            warmup_steps=_WARMUP_STEPS.value,
+            steps_per_execution=_STEPS_PER_EXECUTION.value,
+            attack_steps=_ATTACK_STEPS.value,
+            precision=precision,
+            jit=jit,
+        )
+        for precision in _PRECISION.value
+        for jit in jits
+    ]
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    try:  # every flag and the output path are checked before the first timing
+        configs = _configs()
+        if _OUTPUT.value:
+            files.check_writable(_OUTPUT.value)
+    except (ValueError, OSError) as error:
+        sys.exit(f"error: {error}")
     peaks = {
         precision: benchmarking.device_peak(precision, _MATMUL_SIZE.value)
         for precision in _PRECISION.value
     }
-    config = benchmarking.BenchmarkConfig(
-        width=_WIDTH.value,
-        batch_size=_BATCH_SIZE.value,
-        image_size=_IMAGE_SIZE.value,
-        channels=_CHANNELS.value,
-        steps=_STEPS.value,
-        warmup_steps=_WARMUP_STEPS.value,
-        steps_per_execution=_STEPS_PER_EXECUTION.value,
-        attack_steps=_ATTACK_STEPS.value,
-    )
     results = []
-    for objective, precision, jit in itertools.product(_OBJECTIVES.value, peaks, jits):
-        run_config = dataclasses.replace(config, precision=precision, jit=jit)
-        results.append(benchmarking.benchmark(objective, run_config, peaks[precision]))
+    for objective, config in itertools.product(_OBJECTIVES.value, configs):
+        results.append(benchmarking.benchmark(objective, config, peaks[config.precision]))
         print(_table(results[-1:]), flush=True)
 
     ratios = benchmarking.ratios(results)
@@ -102,13 +123,17 @@ def main(argv):
     for name, value in ratios.items():
         print(f"{name}: {value:.2f}x")
     if _OUTPUT.value:
+        jits = sorted({config.jit for config in configs})
         report = {
-            "config": dataclasses.asdict(config) | {"precision": _PRECISION.value, "jit": jits},
+            "config": dataclasses.asdict(configs[0]) | {"precision": _PRECISION.value, "jit": jits},
             "device_peaks": [dataclasses.asdict(p) for p in peaks.values()],
             "results": [r.as_dict() for r in results],
             "ratios": ratios,
         }
-        files.write_text(_OUTPUT.value, json.dumps(report, indent=2))
+        try:
+            files.write_text(_OUTPUT.value, json.dumps(report, indent=2))
+        except OSError as error:  # the table above still holds every number
+            sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
+from tf_advreg import files  # noqa: E402
 from tf_advreg.evaluation import report, runner  # noqa: E402
 
 _DEFAULTS = runner.Request()
@@ -80,9 +81,16 @@ _TRANSFER_MODEL = flags.DEFINE_string(
     "A separately trained model: the sanity checks verify the white-box attack beats "
     "adversarial examples transferred from it.",
 )
+_TRUST_MODEL = flags.DEFINE_bool(
+    "trust_model",
+    False,
+    "Run a SavedModel even if its graph holds ops beyond pure tensor math (file, Python or "
+    "network ops); by default such a model is refused before it is loaded.",
+)
 _OUTPUT = flags.DEFINE_string("output", None, "Write the results as JSON here.")
 _CSV = flags.DEFINE_string("csv", None, "Write one CSV row per (model, split, attack) here.")
 _JIT_COMPILE = flags.DEFINE_bool("jit_compile", True, "Compile the attacks with XLA.")
+_WRITERS = ((_OUTPUT, report.write_json), (_CSV, report.write_csv))
 
 
 def _request() -> runner.Request:
@@ -104,6 +112,7 @@ def _request() -> runner.Request:
         thesis_metrics=_THESIS_METRICS.value,
         sanity_checks=_SANITY_CHECKS.value,
         transfer_model=_TRANSFER_MODEL.value,
+        trust_model=_TRUST_MODEL.value,
         jit_compile=_JIT_COMPILE.value,
     )
 
@@ -115,12 +124,11 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
         # One tf.function per attack trips TensorFlow's note about retracing.
         tf.get_logger().setLevel("ERROR")
+    outputs = [(path, write) for path, write in _WRITERS if path.value]
     try:
+        for path, _ in outputs:  # before the evaluation, which may take hours
+            files.check_writable(path.value)
         doc = runner.run(_request())
-        if _OUTPUT.value:
-            report.write_json(doc, _OUTPUT.value)
-        if _CSV.value:
-            report.write_csv(doc, _CSV.value)
     except (ValueError, OSError) as error:
         logging.debug("Full traceback:", exc_info=True)
         sys.exit(f"error: {error}")
@@ -128,8 +136,18 @@ def main(argv):
     if "sanity_checks" in doc:
         print()
         print(report.format_checks(doc["sanity_checks"]))
-        return 0 if doc["sanity_checks"]["passed"] else 2
-    return 0
+    try:  # after the tables are printed, so that a write failing now loses nothing shown
+        for path, write in outputs:
+            write(doc, path.value)
+    except OSError as error:
+        sys.exit(f"error: {error}")
+    if "unreadable_checkpoints" in doc:
+        broken = "; ".join(f"{c['path']} ({c['error']})" for c in doc["unreadable_checkpoints"])
+        sys.exit(
+            f"error: could not load {broken}; the other epochs were evaluated above. Restore "
+            "or delete the broken checkpoint."
+        )
+    return 0 if doc.get("sanity_checks", {}).get("passed", True) else 2
 
 
 if __name__ == "__main__":

@@ -35,6 +35,18 @@ def _checkpoint_path(path: Path) -> Path:
     return found[-1]
 
 
+def _check_apart(source: Path, checkpoint: Path, output: Path) -> None:
+    """Refuses an --output that is, holds or lies inside what is exported: --overwrite would
+    delete the very run or checkpoint it reads."""
+    target = output.resolve()
+    for path in {source.resolve(), checkpoint.resolve()}:
+        if target == path or target.is_relative_to(path) or path.is_relative_to(target):
+            raise ValueError(
+                f"--output={output} overlaps the checkpoint being exported ({path}); "
+                "write the export to a directory outside the run."
+            )
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -50,6 +62,7 @@ def main(argv):
         if output.exists() and not _OVERWRITE.value:
             raise ValueError(f"{output} exists; pass --overwrite to replace it.")
         checkpoint = _checkpoint_path(Path(_CHECKPOINT.value))
+        _check_apart(Path(_CHECKPOINT.value), checkpoint, output)
         network = checkpoints.build_network(checkpoint)
         export.export_saved_model(network, output)
     except (ValueError, OSError) as error:

@@ -134,11 +134,12 @@ def main(argv):
         keras.utils.set_random_seed(config.seed)
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
-        results = {
-            phase.name: phases.run_phase(config, phase, workdir, distribution)
-            for phase in phases.phases_from_config(config)
-        }
-    except (ValueError, OSError, FloatingPointError) as error:
+        with strategy.stop_when_a_worker_is_lost(distribution):
+            results = {
+                phase.name: phases.run_phase(config, phase, workdir, distribution)
+                for phase in phases.phases_from_config(config)
+            }
+    except (ValueError, OSError, FloatingPointError, strategy.WorkerLostError) as error:
         logging.debug("Full traceback:", exc_info=True)
         sys.exit(f"error: {error}")
     _print_summary(workdir, results)

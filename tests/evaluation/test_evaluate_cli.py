@@ -4,12 +4,14 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
+from support import assert_one_line_error
 
 from tf_advreg.evaluation import models, report, runner
 from tf_advreg.export import export_saved_model
@@ -152,6 +154,9 @@ def wrong_shape_model(tmp_path_factory):
         (dict(attack="pgd,deepfool"), ValueError, "Unknown attack 'deepfool'"),
         (dict(eps=1.5), ValueError, r"eps must be in \[0, 1\]"),
         (dict(eps=-0.01), ValueError, r"eps must be in \[0, 1\]"),
+        (dict(eps=float("nan")), ValueError, "eps must be a finite number, got nan"),
+        (dict(eps=float("inf"), norm="l2"), ValueError, "eps must be a finite number"),
+        (dict(step_size=float("nan")), ValueError, "step_size must be a finite number"),
         (dict(model="/nonexistent/run"), FileNotFoundError, "/nonexistent/run"),
         (dict(model=None), ValueError, "exactly one of --model and --checkpoints"),
         (dict(attack="fgsm", sanity_checks=True), ValueError, "needs an iterative attack"),
@@ -179,3 +184,32 @@ def test_a_workdir_stands_for_its_last_phase(tmp_path):
         (tmp_path / phase / "saved_model" / "saved_model.pb").touch()
     assert models.resolve(tmp_path) == tmp_path / "tune" / "saved_model"
     assert models.resolve(tmp_path / "pretrain") == tmp_path / "pretrain" / "saved_model"
+
+
+def test_an_unusable_output_path_is_refused_before_the_evaluation(workdir, tmp_path):
+    (tmp_path / "file").write_text("")
+    for output, message in [
+        (tmp_path, f"{tmp_path} is a directory; name a file"),
+        (tmp_path / "file" / "x.json", f"{tmp_path / 'file'} is not a directory"),
+    ]:
+        flags = ["--dataset=digits", "--subset=20", "--attack=natural", "--nojit_compile"]
+        result = _command("tools.evaluate", f"--model={workdir}", f"--output={output}", *flags)
+        assert_one_line_error(result, message)
+        assert "accuracy" not in result.stdout  # nothing was evaluated
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_a_truncated_checkpoint_is_named_and_the_other_epochs_evaluated(workdir, tmp_path):
+    phase = tmp_path / "pretrain"
+    shutil.copytree(workdir / "pretrain" / "checkpoints", phase / "checkpoints")
+    weights = phase / "checkpoints" / "epoch_0002" / "network.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    output = tmp_path / "series.json"
+    flags = ["--dataset=digits", "--subset=20", "--attack=natural", "--nojit_compile"]
+    result = _command("tools.evaluate", f"--checkpoints={phase}", f"--output={output}", *flags)
+    assert_one_line_error(result, f"could not load {weights.parent} (")
+    doc = json.loads(output.read_text())
+    jsonschema.validate(doc, report.schema())
+    assert [e["model"]["epoch"] for e in doc["evaluations"]] == [1]
+    assert [c["path"] for c in doc["unreadable_checkpoints"]] == [str(weights.parent)]
+    assert "natural" in result.stdout  # the table of epoch 1

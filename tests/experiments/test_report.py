@@ -244,3 +244,11 @@ def test_figures_are_non_empty_pngs(scale, tmp_path, fabricate):
     ]
     for path in paths:
         assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("root", ["empty", "misspelled"])
+def test_a_root_without_the_experiments_runs_is_an_error_and_writes_nothing(tmp_path, root):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=f"None of the experiment's 9 runs is under .*{root}"):
+        report.write_report(load("thesis/table_4_1.py"), tmp_path / root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

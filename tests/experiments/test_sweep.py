@@ -219,6 +219,12 @@ def test_only_selects_runs_by_name_with_the_pretraining_they_need(tmp_path):
     ]
 
 
+def test_only_matching_no_run_says_so(tmp_path):
+    runs = grid.expand(load("digits/table_4_2.py"), tmp_path).runs
+    with pytest.raises(ValueError, match="No run's name contains 'nomatch'; the runs are: "):
+        sweep.select(runs, "nomatch")
+
+
 def test_emit_writes_one_command_per_line_and_a_staged_script(tmp_path):
     runs = grid.expand(load("thesis/figures_5_1_to_5_4.py"), "runs/ch5").runs
     commands, script = sweep.write_commands(

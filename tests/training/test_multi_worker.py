@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from support import ROOT, TINY_TRAINING
 
 from tf_advreg.training import checkpoints
@@ -20,6 +21,8 @@ MULTI_WORKER = (
     "--sync_batchnorm",
 )
 DEADLINE_S = 240
+# How long the survivors of a killed worker may take to stop (TF's heartbeats take ~10 s).
+STOP_BOUND_S = 90
 
 
 def free_ports(count: int) -> list[int]:
@@ -33,32 +36,37 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def start_workers(workdir, tmp_path, flags, ports):
+    """One `tools.train` process per port, worker i with its own scratch $TMPDIR tmp<i>."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    processes = []
+    for index in range(len(ports)):
+        scratch = tmp_path / f"tmp{index}"
+        scratch.mkdir(exist_ok=True)
+        env = dict(
+            os.environ,
+            TF_CPP_MIN_LOG_LEVEL="2",
+            TMPDIR=str(scratch),
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        )
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "tools.train", f"--workdir={workdir}", *flags],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    return processes
+
+
 def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path):
     workdir = tmp_path / "run"
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     processes = []
     try:
-        for index in range(2):
-            scratch = tmp_path / f"tmp{index}"
-            scratch.mkdir()
-            env = dict(
-                os.environ,
-                TF_CPP_MIN_LOG_LEVEL="2",
-                TMPDIR=str(scratch),
-                TF_CONFIG=json.dumps(
-                    {"cluster": cluster, "task": {"type": "worker", "index": index}}
-                ),
-            )
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "tools.train", f"--workdir={workdir}", *MULTI_WORKER],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            )
+        processes = start_workers(workdir, tmp_path, MULTI_WORKER, free_ports(2))
         deadline = time.monotonic() + DEADLINE_S
         outputs = [p.communicate(timeout=max(1, deadline - time.monotonic())) for p in processes]
     finally:
@@ -89,3 +97,41 @@ def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path):
         for key in sa.files:
             np.testing.assert_array_equal(sa[key], sb[key])
     assert int(np.load(mine / "optimizer.npz")["0000"]) == 3  # 300 // 100 global steps, not 6
+
+
+@pytest.mark.slow
+def test_a_killed_worker_stops_the_other_with_one_line_and_a_rerun_resumes(tmp_path):
+    workdir = tmp_path / "run"
+    flags = (*MULTI_WORKER, "--pretrain_epochs=3", "--pretrain_objective=natural", "--eval_every=0")
+    chief = workdir / "pretrain"
+    processes = start_workers(workdir, tmp_path, flags, free_ports(2))
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while not checkpoints.list_checkpoints(chief):
+            assert time.monotonic() < deadline and processes[0].poll() is None
+            time.sleep(0.1)
+        processes[1].kill()
+        _, stderr = processes[0].communicate(timeout=STOP_BOUND_S)
+    finally:
+        for p in processes:
+            p.kill()
+            p.wait()
+    assert processes[0].returncode == 1
+    assert "Traceback" not in stderr
+    (error,) = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert "worker0: another worker of the cluster stopped" in error
+    assert "re-run each one's command" in error
+    saved = len(checkpoints.list_checkpoints(chief))
+
+    processes = start_workers(workdir, tmp_path, flags, free_ports(2))
+    try:
+        deadline = time.monotonic() + 1.5 * DEADLINE_S  # two epochs and the export
+        outputs = [p.communicate(timeout=max(1, deadline - time.monotonic())) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+            p.wait()
+    for p, (_, stderr) in zip(processes, outputs):
+        assert p.returncode == 0, stderr[-3000:]
+    assert f"epochs {saved + 1}..3" in outputs[0][0]  # resumed after the chief's newest
+    assert [json.loads(line)["epoch"] for line in (chief / "metrics.jsonl").open()] == [1, 2, 3]

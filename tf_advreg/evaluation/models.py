@@ -13,6 +13,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tf_advreg.evaluation import model_safety
 from tf_advreg.export import SavedModelClassifier
 from tf_advreg.training import checkpoints
 
@@ -81,8 +82,12 @@ def _sha256(path: Path) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def load(path: str | os.PathLike) -> LoadedModel:
-    """Loads the model `path` stands for (see `resolve`)."""
+def load(path: str | os.PathLike, trust_model: bool = False) -> LoadedModel:
+    """Loads the model `path` stands for (see `resolve`).
+
+    A SavedModel holding ops beyond pure tensor math is refused unless `trust_model`
+    (see model_safety).
+    """
     path = resolve(path).resolve()
     if checkpoints.is_checkpoint(path):
         network = checkpoints.build_network(path)
@@ -96,6 +101,8 @@ def load(path: str | os.PathLike) -> LoadedModel:
             _sha256(path / "network.weights.h5"),
             epoch,
         )
+    if not trust_model:
+        model_safety.check(path)
     classifier = SavedModelClassifier(path)
     try:
         fingerprint = tf.saved_model.experimental.read_fingerprint(str(path)).singleprint()

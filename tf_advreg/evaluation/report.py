@@ -54,7 +54,9 @@ def sanity_record(model: dict, data: dict, attack: dict, checks: Sequence[Check]
     }
 
 
-def document(evaluations: list[dict], sanity: dict | None, seconds: float) -> dict:
+def document(
+    evaluations: list[dict], sanity: dict | None, seconds: float, unreadable: Sequence[dict] = ()
+) -> dict:
     doc = {
         "schema_version": SCHEMA_VERSION,
         "tf_advreg_version": tf_advreg.__version__,
@@ -64,6 +66,8 @@ def document(evaluations: list[dict], sanity: dict | None, seconds: float) -> di
     }
     if sanity is not None:
         doc["sanity_checks"] = sanity
+    if unreadable:
+        doc["unreadable_checkpoints"] = list(unreadable)
     return doc
 
 

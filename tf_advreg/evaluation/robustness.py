@@ -43,6 +43,9 @@ class Attack:
     def __post_init__(self):
         if self.name not in ATTACKS:
             raise ValueError(f"Unknown attack {self.name!r}; choose from: {', '.join(ATTACKS)}.")
+        for name in ("eps", "step_size"):  # NaN fails every comparison below, so check first
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}.")
         if self.eps < 0 or (self.norm == "linf" and self.eps > 1):
             raise ValueError(
                 f"eps must be in [0, 1] (images are in [0, 1]; L2 allows > 1), got {self.eps}."

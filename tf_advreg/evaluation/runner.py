@@ -1,6 +1,7 @@
 """One evaluation request (what `python -m tools.evaluate` is asked) -> one result document."""
 
 import dataclasses
+import json
 import time
 
 from absl import logging
@@ -35,6 +36,7 @@ class Request:
     thesis_metrics: bool = False
     sanity_checks: bool = False
     transfer_model: str | None = None
+    trust_model: bool = False
     jit_compile: bool = True
 
 
@@ -78,10 +80,14 @@ def run(request: Request) -> dict:
     sanity_attack = _sanity_attack(attacks) if request.sanity_checks else None
     splits = THESIS_SPLITS if request.thesis_metrics else (request.split,)
     if request.model is not None:
-        loaded = [models.load(request.model)]
+        loaded, unreadable = [models.load(request.model, request.trust_model)], []
     else:
-        loaded = [models.load(path) for path in models.checkpoint_series(request.checkpoints)]
-    transfer = None if request.transfer_model is None else models.load(request.transfer_model)
+        loaded, unreadable = _load_series(request.checkpoints)
+    transfer = (
+        None
+        if request.transfer_model is None
+        else models.load(request.transfer_model, request.trust_model)
+    )
     image_shape = data.info(request.dataset, request.data_dir).image_shape
     for model in loaded + ([transfer] if transfer else []):
         models.check_input_shape(model, image_shape, request.dataset)
@@ -138,7 +144,25 @@ def run(request: Request) -> dict:
             {"attack": sanity_attack.name, "settings": sanity_attack.settings()},
             checks,
         )
-    return report.document(records, sanity_checks, time.perf_counter() - start)
+    return report.document(records, sanity_checks, time.perf_counter() - start, unreadable)
+
+
+def _load_series(directory: str) -> tuple[list[models.LoadedModel], list[dict]]:
+    """Every epoch's checkpoint that loads, and {path, error} of each that does not: one
+    truncated or corrupted copy must not hide the other epochs' results."""
+    loaded, unreadable = [], []
+    for path in models.checkpoint_series(directory):
+        try:
+            loaded.append(models.load(path))
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
+            logging.warning("Skipping unreadable checkpoint %s (%s).", path, error)
+            unreadable.append({"path": str(path), "error": str(error)})
+    if not loaded:
+        raise ValueError(
+            f"No checkpoint in {directory} could be loaded; the first, {unreadable[0]['path']}: "
+            f"{unreadable[0]['error']}"
+        )
+    return loaded, unreadable
 
 
 def _sanity_attack(attacks: list[Attack]) -> Attack:

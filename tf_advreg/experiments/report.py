@@ -393,8 +393,14 @@ def write_report(
     root, out = Path(root), Path(out)
     if experiment.REPORT not in LAYOUTS:
         raise ValueError(f"Unknown REPORT {experiment.REPORT!r}; one of {', '.join(LAYOUTS)}.")
+    sweep_ = grid.expand(experiment, root, seeds)
+    if not any((root / run.name).is_dir() for run in sweep_.runs):
+        raise ValueError(
+            f"None of the experiment's {len(sweep_.runs)} runs is under {root} (e.g. "
+            f"{root / sweep_.runs[0].name}); point --root at the sweep's root, or train the "
+            "runs first (python -m tools.sweep)."
+        )
     out.mkdir(parents=True, exist_ok=True)
     if experiment.REPORT in _FIGURES:
-        sweep_ = grid.expand(experiment, root, seeds)
         return _FIGURES[experiment.REPORT](sweep_, root, out, comparable(experiment))
     return _write_tables(tables(experiment, root, seeds), out, root, comparable(experiment))

@@ -86,6 +86,10 @@ def describe(runs: Sequence[Run], config_path: str, root: str | os.PathLike) -> 
 def select(runs: Sequence[Run], only: str) -> list[Run]:
     """The runs whose name contains `only`, with the pretrainings they tune from."""
     chosen = {run.name for run in runs if only in run.name}
+    if not chosen:
+        raise ValueError(
+            f"No run's name contains {only!r}; the runs are: {', '.join(r.name for r in runs)}."
+        )
     chosen |= {run.needs for run in runs if run.name in chosen and run.needs}
     return [run for run in runs if run.name in chosen]
 

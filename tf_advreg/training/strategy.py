@@ -1,4 +1,8 @@
-"""Choosing a tf.distribute strategy, and which worker writes the outputs."""
+"""Choosing a tf.distribute strategy, which worker writes the outputs, and what a lost worker
+means to the others."""
+
+import contextlib
+from collections.abc import Iterator
 
 import tensorflow as tf
 
@@ -55,3 +59,28 @@ def barrier(strategy: tf.distribute.Strategy) -> None:
     """
     if _cluster(strategy)[1]:
         strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
+class WorkerLostError(RuntimeError):
+    """Another worker of the cluster stopped: its collectives can never complete."""
+
+
+@contextlib.contextmanager
+def stop_when_a_worker_is_lost(strategy: tf.distribute.Strategy) -> Iterator[None]:
+    """Turns the error a collective ends with when a peer dies into one WorkerLostError.
+
+    TensorFlow's coordination service (which MultiWorkerMirroredStrategy starts) notices a dead
+    peer by a reset connection or by missed heartbeats, and aborts every collective in flight
+    or to come with UnavailableError; outside a cluster the errors pass through unchanged.
+    """
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
+        if not _cluster(strategy)[1]:
+            raise
+        cause = error.message.strip().splitlines()[0].rpartition("aborted by: ")[2]
+        raise WorkerLostError(
+            f"{task_name(strategy)}: another worker of the cluster stopped ({cause}); stop "
+            "every worker, then re-run each one's command to resume from the chief's newest "
+            "checkpoint."
+        ) from error
