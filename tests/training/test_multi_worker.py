@@ -102,7 +102,7 @@ def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path):
 @pytest.mark.slow
 def test_a_killed_worker_stops_the_other_with_one_line_and_a_rerun_resumes(tmp_path):
     workdir = tmp_path / "run"
-    flags = (*MULTI_WORKER, "--pretrain_epochs=3", "--pretrain_objective=natural", "--eval_every=0")
+    flags = (*MULTI_WORKER, "--pretrain_epochs=2", "--pretrain_objective=natural", "--eval_every=0")
     chief = workdir / "pretrain"
     processes = start_workers(workdir, tmp_path, flags, free_ports(2))
     try:
@@ -125,7 +125,7 @@ def test_a_killed_worker_stops_the_other_with_one_line_and_a_rerun_resumes(tmp_p
 
     processes = start_workers(workdir, tmp_path, flags, free_ports(2))
     try:
-        deadline = time.monotonic() + 1.5 * DEADLINE_S  # two epochs and the export
+        deadline = time.monotonic() + DEADLINE_S
         outputs = [p.communicate(timeout=max(1, deadline - time.monotonic())) for p in processes]
     finally:
         for p in processes:
@@ -133,5 +133,5 @@ def test_a_killed_worker_stops_the_other_with_one_line_and_a_rerun_resumes(tmp_p
             p.wait()
     for p, (_, stderr) in zip(processes, outputs):
         assert p.returncode == 0, stderr[-3000:]
-    assert f"epochs {saved + 1}..3" in outputs[0][0]  # resumed after the chief's newest
-    assert [json.loads(line)["epoch"] for line in (chief / "metrics.jsonl").open()] == [1, 2, 3]
+    assert f"epochs {saved + 1}..2" in outputs[0][0]  # resumed after the chief's newest
+    assert [json.loads(line)["epoch"] for line in (chief / "metrics.jsonl").open()] == [1, 2]
