@@ -22,7 +22,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from tf_advreg import files  # noqa: E402
-from tf_advreg.evaluation import report, runner  # noqa: E402
+from tf_advreg.evaluation import models, report, runner  # noqa: E402
 
 _DEFAULTS = runner.Request()
 _MODEL = flags.DEFINE_string(
@@ -81,12 +81,7 @@ _TRANSFER_MODEL = flags.DEFINE_string(
     "A separately trained model: the sanity checks verify the white-box attack beats "
     "adversarial examples transferred from it.",
 )
-_TRUST_MODEL = flags.DEFINE_bool(
-    "trust_model",
-    False,
-    "Run a SavedModel even if its graph holds ops beyond pure tensor math (file, Python or "
-    "network ops); by default such a model is refused before it is loaded.",
-)
+_TRUST_MODEL = flags.DEFINE_bool("trust_model", False, models.TRUST_MODEL_HELP)
 _OUTPUT = flags.DEFINE_string("output", None, "Write the results as JSON here.")
 _CSV = flags.DEFINE_string("csv", None, "Write one CSV row per (model, split, attack) here.")
 _JIT_COMPILE = flags.DEFINE_bool("jit_compile", True, "Compile the attacks with XLA.")

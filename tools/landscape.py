@@ -51,6 +51,7 @@ _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Directory for landscape.png and landscape.json."
 )
 _JIT_COMPILE = flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile, "Compile with XLA.")
+_TRUST_MODEL = flags.DEFINE_bool("trust_model", False, models.TRUST_MODEL_HELP)
 
 
 def _settings() -> landscape.Settings:
@@ -96,7 +97,7 @@ def _run() -> None:
     out = _check_output_dir()
     if not _MODEL.value:
         raise ValueError("--model is required: a SavedModel, checkpoint or training workdir.")
-    model = models.load(_MODEL.value)
+    model = models.load(_MODEL.value, trust_model=_TRUST_MODEL.value)
     dataset_info = data.info(_DATASET.value, _DATA_DIR.value)
     models.check_input_shape(model, dataset_info.image_shape, _DATASET.value)
     images, labels = _images(dataset_info)

@@ -82,6 +82,12 @@ def _sha256(path: Path) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
+TRUST_MODEL_HELP = (
+    "Run a SavedModel even if its graph holds ops beyond pure tensor math (file, Python or "
+    "network ops); by default such a model is refused before it is loaded."
+)
+
+
 def load(path: str | os.PathLike, trust_model: bool = False) -> LoadedModel:
     """Loads the model `path` stands for (see `resolve`).
 
