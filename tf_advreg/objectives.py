@@ -32,7 +32,10 @@ class AdversarialModel(keras.Model):
     global batch (`tf.nn.compute_average_loss`), so the step is exact under tf.distribute.
     Weight decay is added to the gradient before the optimizer, as PyTorch's SGD (used by the
     Madry and TRADES code) does; Keras's own `weight_decay` is decoupled and ~10x weaker
-    with momentum 0.9.
+    with momentum 0.9. Each replica adds wd * w / num_replicas: the optimizer sums the
+    replicas' gradients, so the sum carries wd * w once, as on one device. (Adding it after
+    the sum would mean overriding the optimizer's cross-replica aggregation, which Keras
+    keeps private.)
     """
 
     attack_loss: str | None = "ce"
@@ -141,9 +144,7 @@ class AdversarialModel(keras.Model):
             loss = tf.nn.compute_average_loss(per_example)
         gradients = tape.gradient(loss, variables)
         if self.weight_decay:
-            gradients = [
-                g + self.weight_decay * tf.cast(v, g.dtype) for g, v in zip(gradients, variables)
-            ]
+            gradients = self._add_weight_decay(gradients, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
 
         if logits_nat is None:
@@ -156,6 +157,12 @@ class AdversarialModel(keras.Model):
             return {m.name: m.result() for m in (self.loss_tracker, self.natural_accuracy)}
         self.adversarial_accuracy.update_state(labels, logits_adv)
         return {m.name: m.result() for m in self.metrics}
+
+    def _add_weight_decay(self, gradients, variables):
+        """gradient + wd * w / num_replicas, so the cross-replica sum adds wd * w once."""
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        decay = self.weight_decay / replicas
+        return [g + decay * tf.cast(v, g.dtype) for g, v in zip(gradients, variables)]
 
     def test_step(self, data):
         """Natural and PGD (evaluation settings, CE loss) accuracy; loss at those points."""
