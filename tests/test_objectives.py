@@ -106,6 +106,24 @@ def test_training_attack_uses_the_objectives_loss_and_eval_uses_pgd_ce():
     assert np.abs(eval_adv - images).max() <= ATTACK["eps"] + 1e-6
 
 
+def test_each_evaluation_batch_gets_its_own_reproducible_random_start():
+    images, labels = separable_images(16, seed=3)
+
+    def evaluation_attacks():
+        model = objectives.NaturalTraining(_small_convnet(0), eps=0.1, eval_attack_steps=1)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+        model.fit(images, labels, batch_size=16, epochs=1, verbose=0, shuffle=False)
+        first, second = (model.attack(images, labels, evaluation=True) for _ in range(2))
+        model.fit(images, labels, batch_size=16, epochs=1, verbose=0, shuffle=False)
+        return first.numpy(), second.numpy(), model.attack(images, labels, evaluation=True)
+
+    first, second, after_next_step = evaluation_attacks()
+    assert np.abs(first - second).max() > 0.01  # two batches of one evaluation differ
+    assert np.abs(first - after_next_step).max() > 0.01
+    for a, b in zip((first, second, after_next_step), evaluation_attacks()):
+        np.testing.assert_array_equal(a, b)  # and a second run repeats them
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -85,6 +85,17 @@ class AdversarialModel(keras.Model):
         self.eval_attack_step_size = keras.Variable(
             eval_attack_step_size, dtype="float32", trainable=False, name="eval_attack_step_size"
         )
+        # Evaluation attacks since the last train step: folded into the evaluation seed, so each
+        # batch of each evaluation set gets its own start, the same in a resumed run. Per
+        # replica (on_read), like the metrics' counts.
+        self.eval_batches = keras.Variable(
+            0,
+            dtype="int32",
+            trainable=False,
+            name="eval_batches",
+            synchronization="on_read",
+            aggregation="only_first_replica",
+        )
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.natural_accuracy = keras.metrics.SparseCategoricalAccuracy(name="natural_accuracy")
         self.adversarial_accuracy = keras.metrics.SparseCategoricalAccuracy(
@@ -109,15 +120,24 @@ class AdversarialModel(keras.Model):
     def call(self, images, training=False):
         return self.network(images, training=training)
 
-    def _attack_seed(self) -> tf.Tensor:
-        """A fresh stateless seed per step and replica, reproducible from `seed`."""
+    def _attack_seed(self, evaluation: bool) -> tf.Tensor:
+        """A fresh stateless seed per train step, evaluation batch and replica, reproducible
+        from `seed`."""
         replica = tf.distribute.get_replica_context()
         replica_id = 0 if replica is None else replica.replica_id_in_sync_group
         step = tf.cast(self.optimizer.iterations, tf.int32)
-        return tf.stack([self.seed + tf.cast(replica_id, tf.int32), step])
+        seed = tf.stack([self.seed + tf.cast(replica_id, tf.int32), step])
+        if not evaluation:
+            return seed
+        seed = tf.random.experimental.stateless_fold_in(seed, self.eval_batches.value)
+        self.eval_batches.assign_add(1)
+        return seed
 
     def attack(self, images, labels, *, evaluation: bool = False) -> tf.Tensor:
-        """The adversarial batch for training (this objective's loss) or evaluation (PGD-CE)."""
+        """The adversarial batch for training (this objective's loss) or evaluation (PGD-CE).
+
+        Each evaluation call between two train steps starts from its own random point.
+        """
         return pgd(
             self.network,
             images,
@@ -130,7 +150,7 @@ class AdversarialModel(keras.Model):
             norm=self.norm,
             random_start=self.random_start,
             training=self.attack_bn_training and not evaluation,
-            seed=self._attack_seed(),
+            seed=self._attack_seed(evaluation),
         )
 
     def train_step(self, data):
@@ -146,6 +166,7 @@ class AdversarialModel(keras.Model):
         if self.weight_decay:
             gradients = self._add_weight_decay(gradients, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
+        self.eval_batches.assign(0)
 
         if logits_nat is None:
             # Natural accuracy for objectives that never see z(x): one inference-mode forward,
