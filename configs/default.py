@@ -25,7 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.width = 64
     config.sync_batchnorm = False  # our choice: per-replica BatchNorm statistics, as PyTorch DDP
 
-    # Objectives: natural, robopt, trades, ar, alp, mart; beta is the thesis's lambda.
+    # Objectives: natural, robopt, trades, ar, alp, alp_kannan, mart; beta is the thesis's lambda.
     config.pretrain_objective = "robopt"
     config.pretrain_beta = 0.0
     config.tune_objective = "robopt"
@@ -65,7 +65,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.keep_checkpoints = 0  # 0: keep every epoch's checkpoint (Figures 5-x need them)
     config.seed = 0
     config.strategy = "auto"  # auto, default, mirrored, multi_worker
-    config.jit_compile = True
+    config.jit_compile = "auto"  # auto: XLA on GPUs and TPUs, not on CPUs; true; false
     config.mixed_precision = False  # True: mixed_bfloat16 with float32 logits and losses
     config.steps_per_execution = 1
     config.deterministic = False  # True: TF op determinism (bit-identical reruns, slower)

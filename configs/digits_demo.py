@@ -31,6 +31,5 @@ def get_config():
     config.attack_step_size = 0.025
     config.eval_attack_step_size = 0.01
     config.train_eval_subset = 500
-    config.jit_compile = False
     config.workdir = "runs/digits_demo"
     return config

@@ -41,6 +41,7 @@ def test_forward_macs_match_a_hand_count_of_cifar_resnet18():
         ("ar", 1.0, 1 + 2 * 5 + 6),
         ("ar", 0.0, 1 + 2 * 5 + 3 + 1),
         ("alp", 1.0, 2 * 5 + 6),
+        ("alp_kannan", 1.0, 2 * 5 + 6),
         ("mart", 1.0, 2 * 5 + 6),
     ],
 )

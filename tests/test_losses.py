@@ -33,6 +33,10 @@ def _alp(zn, za, y, beta):
     return _ce(zn, y) + beta * ((za - zn) ** 2).sum(axis=-1)
 
 
+def _alp_kannan(zn, za, y, beta):
+    return 0.5 * (_ce(zn, y) + _ce(za, y)) + beta * ((za - zn) ** 2).mean(axis=-1)
+
+
 def _mart(zn, za, y, beta):
     rows = np.arange(len(y))
     others = za.copy()
@@ -67,6 +71,7 @@ PAIRED = {
     "trades": (losses.trades_loss, _trades),
     "ar": (losses.ar_loss, _ar),
     "alp": (losses.alp_loss, _alp),
+    "alp_kannan": (losses.alp_kannan_loss, _alp_kannan),
     "mart": (losses.mart_loss, _mart),
 }
 

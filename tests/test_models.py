@@ -47,6 +47,21 @@ def test_logits_stay_float32_under_mixed_bfloat16():
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_a_small_input_change_reaches_the_logits_under_mixed_bfloat16():
+    """bfloat16 rounds a pixel at 0.7 to steps of 0.004: normalization must run in float32."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(0)
+        network = resnet18(num_classes=10, width=4, input_shape=(32, 32, 3))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    images = np.random.default_rng(0).uniform(0, 1, (4, 32, 32, 3)).astype("float32")
+    images[:, 16, 16, :] = 0.7
+    nudged = images.copy()
+    nudged[:, 16, 16, :] += 0.001
+    assert np.abs(network(nudged).numpy() - network(images).numpy()).max() > 0
+
+
 def test_bad_normalization_statistics_are_rejected():
     with pytest.raises(ValueError, match="one value per channel"):
         resnet18(input_shape=(8, 8, 1), mean=(0.5, 0.5, 0.5))

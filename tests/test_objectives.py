@@ -141,7 +141,7 @@ def test_bad_settings_are_rejected(kwargs, message):
 
 
 def test_unknown_objective_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="natural, robopt, trades, ar, alp, mart"):
+    with pytest.raises(ValueError, match="natural, robopt, trades, ar, alp, alp_kannan, mart"):
         objectives.objective_class("fgsm-free")
 
 

@@ -102,12 +102,36 @@ def alp_loss(
     *,
     reduction: str = "mean",
 ) -> tf.Tensor:
-    """Adversarial logit pairing (Kannan et al. 2018): CE(z(x), y) + beta * ||z(x') - z(x)||^2."""
-    squared_distance = tf.reduce_sum(
-        tf.square(_float32(logits_adv) - _float32(logits_nat)), axis=-1
+    """Adversarial logit pairing as the thesis states it (§2.2): CE(z(x), y) + beta * ||z(x') -
+    z(x)||^2, the squared gap summed over classes. Kannan et al.'s code trains another form:
+    `alp_kannan_loss`."""
+    squared_gap = tf.square(_float32(logits_adv) - _float32(logits_nat))
+    per_example = cross_entropy(logits_nat, labels, reduction="none") + beta * tf.reduce_sum(
+        squared_gap, axis=-1
     )
-    per_example = cross_entropy(logits_nat, labels, reduction="none") + beta * squared_distance
     return _reduce(per_example, reduction)
+
+
+def alp_kannan_loss(
+    logits_nat: tf.Tensor,
+    logits_adv: tf.Tensor,
+    labels: tf.Tensor,
+    beta: float,
+    *,
+    reduction: str = "mean",
+) -> tf.Tensor:
+    """Adversarial logit pairing as Kannan et al.'s (2018) code trains it:
+    CE(z(x), y) / 2 + CE(z(x'), y) / 2 + beta * mean_k (z_k(x') - z_k(x))^2.
+
+    Their batch is half clean, half adversarial, and the pairing term is a mean squared error
+    over classes, so beta means 1 / num_classes of what it means in `alp_loss`.
+    """
+    squared_gap = tf.square(_float32(logits_adv) - _float32(logits_nat))
+    mixed_ce = 0.5 * (
+        cross_entropy(logits_nat, labels, reduction="none")
+        + cross_entropy(logits_adv, labels, reduction="none")
+    )
+    return _reduce(mixed_ce + beta * tf.reduce_mean(squared_gap, axis=-1), reduction)
 
 
 def mart_loss(

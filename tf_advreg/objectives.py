@@ -12,6 +12,7 @@ in one place. Everything else (logging, checkpoints) belongs in callbacks.
 | Trades(beta)              | KL(p(x) || p(x'))        | CE(z(x), y) + beta KL(p(x) || p(x'))   |
 | AdversarialRegularization | CE(z(x'), y) + beta KL   | CE(z(x'), y) + beta KL(p(x) || p(x'))  |
 | AdversarialLogitPairing   | CE(z(x'), y)             | CE(z(x), y) + beta ||z(x') - z(x)||^2  |
+| AlpKannan                 | CE(z(x'), y)             | CE(x)/2 + CE(x')/2 + beta mean_k gap^2 |
 | Mart(beta)                | CE(z(x'), y)             | BCE(p(x'), y) + beta KL (1 - p_y(x))   |
 """
 
@@ -246,12 +247,23 @@ class AdversarialRegularization(AdversarialModel):
 
 
 class AdversarialLogitPairing(AdversarialModel):
-    """Kannan et al. (2018): natural CE plus beta times the squared logit distance."""
+    """Logit pairing in the thesis's form (§2.2, after Kannan et al. 2018): natural CE plus beta
+    times the squared logit distance, summed over classes."""
 
     attack_loss = "ce"
 
     def training_loss(self, logits_nat, logits_adv, labels):
         return losses.alp_loss(logits_nat, logits_adv, labels, self.beta, reduction="none")
+
+
+class AlpKannan(AdversarialModel):
+    """Logit pairing as Kannan et al.'s (2018) code trains it: the mean of the natural and the
+    adversarial CE, plus beta times the squared logit gap averaged over classes."""
+
+    attack_loss = "ce"
+
+    def training_loss(self, logits_nat, logits_adv, labels):
+        return losses.alp_kannan_loss(logits_nat, logits_adv, labels, self.beta, reduction="none")
 
 
 class Mart(AdversarialModel):
@@ -269,6 +281,7 @@ OBJECTIVES = {
     "trades": Trades,
     "ar": AdversarialRegularization,
     "alp": AdversarialLogitPairing,
+    "alp_kannan": AlpKannan,
     "mart": Mart,
 }
 

@@ -4,7 +4,7 @@
 
 Prints a table (examples/s, first-step time, peak memory, FLOPs, utilisation) and the
 same-run ratios (XLA and bfloat16 speed-ups, cost over natural training); --output also writes
-them as JSON. On a GPU pass --batch_size=512 --precision=mixed_bfloat16 --jit=true.
+them as JSON. On a GPU pass --batch_size=512 --precision=mixed_bfloat16 (--jit=auto compiles there).
 """
 
 import dataclasses
@@ -16,6 +16,7 @@ from absl import app, flags
 
 from tf_advreg import benchmarking, files
 from tf_advreg.objectives import OBJECTIVES
+from tf_advreg.xla import JIT_COMPILE_CHOICES, resolve_jit_compile
 
 _OBJECTIVES = flags.DEFINE_list(
     "objectives",
@@ -29,7 +30,12 @@ _CHANNELS = flags.DEFINE_integer("channels", 3, "Image channels.")
 _PRECISION = flags.DEFINE_list(
     "precision", ["float32"], f"One or more of {', '.join(benchmarking.PRECISIONS)}."
 )
-_JIT = flags.DEFINE_enum("jit", "true", ["true", "false", "both"], "XLA-compile the step.")
+_JIT = flags.DEFINE_enum(
+    "jit",
+    "auto",
+    [*JIT_COMPILE_CHOICES, "both"],
+    "XLA-compile the step; auto: on GPUs and TPUs, not on CPUs; both: time each.",
+)
 _STEPS = flags.DEFINE_integer("steps", 3, "Timed steps after warmup.")
 _WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", 1, "Untimed steps after compilation.")
 _STEPS_PER_EXECUTION = flags.DEFINE_integer(
@@ -73,7 +79,7 @@ def _configs() -> list[benchmarking.BenchmarkConfig]:
     """One config per (precision, jit) asked for; raises ValueError naming a bad flag."""
     for objective in _OBJECTIVES.value:
         benchmarking.check_objective(objective)
-    jits = {"true": [True], "false": [False], "both": [False, True]}[_JIT.value]
+    jits = [False, True] if _JIT.value == "both" else [resolve_jit_compile(_JIT.value)]
     if _MATMUL_SIZE.value < 1:
         raise ValueError(f"matmul_size must be >= 1, got {_MATMUL_SIZE.value}.")
     return [

@@ -23,6 +23,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from tf_advreg import files  # noqa: E402
 from tf_advreg.evaluation import models, report, runner  # noqa: E402
+from tf_advreg.xla import JIT_COMPILE_CHOICES  # noqa: E402
 
 _DEFAULTS = runner.Request()
 _MODEL = flags.DEFINE_string(
@@ -84,7 +85,12 @@ _TRANSFER_MODEL = flags.DEFINE_string(
 _TRUST_MODEL = flags.DEFINE_bool("trust_model", False, models.TRUST_MODEL_HELP)
 _OUTPUT = flags.DEFINE_string("output", None, "Write the results as JSON here.")
 _CSV = flags.DEFINE_string("csv", None, "Write one CSV row per (model, split, attack) here.")
-_JIT_COMPILE = flags.DEFINE_bool("jit_compile", True, "Compile the attacks with XLA.")
+_JIT_COMPILE = flags.DEFINE_enum(
+    "jit_compile",
+    "auto",
+    list(JIT_COMPILE_CHOICES),
+    "Compile the attacks with XLA; auto: on GPUs and TPUs, not on CPUs.",
+)
 _WRITERS = ((_OUTPUT, report.write_json), (_CSV, report.write_csv))
 
 

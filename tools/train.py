@@ -41,9 +41,9 @@ _HELP = {
     "augment": "Augmentation policy (none, default, ...).",
     "width": "ResNet18 first-stage width (64 is the thesis model).",
     "sync_batchnorm": "BatchNorm statistics over the global batch under a distribution strategy.",
-    "pretrain_objective": "natural, robopt, trades, ar, alp or mart.",
+    "pretrain_objective": "natural, robopt, trades, ar, alp, alp_kannan or mart.",
     "pretrain_beta": "Regularization weight (the thesis's lambda) of the pretrain objective.",
-    "tune_objective": "natural, robopt, trades, ar, alp or mart.",
+    "tune_objective": "natural, robopt, trades, ar, alp, alp_kannan or mart.",
     "tune_beta": "Regularization weight of the tune objective.",
     "tune_init_checkpoint": (
         "Checkpoint to tune from (empty: this run's last pretrain epoch); another class count "
@@ -72,7 +72,8 @@ _HELP = {
     "keep_checkpoints": "Keep only the newest N epoch checkpoints (0: all).",
     "seed": "Seed of weights, data order, augmentation and attack starts.",
     "strategy": "auto, default, mirrored or multi_worker (TF_CONFIG).",
-    "jit_compile": "Compile the train and test steps with XLA.",
+    "jit_compile": "Compile the train and test steps with XLA: auto (on GPUs and TPUs, not on "
+    "CPUs), true or false; config.json records the resolved true or false.",
     "mixed_precision": "Compute in mixed_bfloat16 (logits and losses stay float32).",
     "steps_per_execution": "Train steps per compiled call.",
     "deterministic": "Deterministic TF ops: two runs give bit-identical weights (slower).",
@@ -117,6 +118,7 @@ def main(argv):
     import tensorflow as tf
 
     from tf_advreg.training import phases, run_config, strategy
+    from tf_advreg.xla import resolve_jit_compile
 
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter hides the summary
@@ -127,6 +129,8 @@ def main(argv):
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
         phases.check_tune_start(config, config.workdir)
         distribution = strategy.make_strategy(config.strategy)
+        with config.ignore_type():  # config.json records what "auto" resolved to
+            config.jit_compile = resolve_jit_compile(config.jit_compile)
         if strategy.is_chief(distribution):
             workdir = run_config.prepare_workdir(config.workdir, config, _OVERWRITE.value)
         else:  # other workers read the chief's workdir and write only to scratch directories

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 from support import assert_one_line_error
 
@@ -77,6 +78,26 @@ def test_saved_model_and_checkpoint_give_the_same_numbers(workdir, saved_model_d
     assert saved["data"]["num_examples"] == 64
 
 
+def test_a_bfloat16_runs_saved_model_and_checkpoint_give_the_same_numbers(tmp_path):
+    """Trained in mixed_bfloat16, both are evaluated in float32."""
+    flags = ["--tune_dataset=", "--pretrain_subset=200", "--batch_size=50", "--width=4"]
+    flags += ["--attack_steps=1", "--eval_attack_steps=1", "--train_eval_subset=50"]
+    flags += ["--jit_compile=false", "--mixed_precision"]
+    result = _command("tools.train", f"--workdir={tmp_path}", "--pretrain_epochs=1", *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    phase = tmp_path / "pretrain"
+    saved = models.load(phase / "saved_model").classifier
+    checkpoint = models.load(phase / "checkpoints" / "epoch_0001").classifier
+    images = np.random.default_rng(0).uniform(size=(8, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(saved(images).numpy(), checkpoint(images).numpy(), atol=1e-5)
+    request = dataclasses.replace(BASE, attack="pgd")
+    docs = [
+        runner.run(dataclasses.replace(request, model=str(path)))
+        for path in (phase, phase / "checkpoints" / "epoch_0001")
+    ]
+    assert _numbers(docs[0]) == _numbers(docs[1])
+
+
 def test_json_output_validates_against_the_schema(saved_model_doc):
     schema = report.schema()
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -102,7 +123,7 @@ def test_cli_writes_json_csv_and_tables(workdir, tmp_path):
         "--steps=3",
         "--step_size=0.03",
         "--sanity_checks",
-        "--nojit_compile",
+        "--jit_compile=false",
         f"--output={output}",
         f"--csv={table}",
     )

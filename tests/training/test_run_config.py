@@ -36,6 +36,7 @@ def test_thesis_defaults_are_the_thesis_settings():
         ("augment", "mixup", "Unknown augmentation policy 'mixup'"),
         ("batch_size", 0, "batch_size must be >= 1"),
         ("test_eval_subset", -1, "test_eval_subset must be >= 0"),
+        ("jit_compile", "maybe", "jit_compile must be one of auto, true, false, got 'maybe'"),
     ],
 )
 def test_bad_fields_are_named(field, value, message):

@@ -13,6 +13,7 @@ import tensorflow as tf
 from support import ROOT, TINY_TRAINING, assert_one_line_error, run_tool
 
 from tf_advreg.training import checkpoints
+from tf_advreg.xla import resolve_jit_compile
 
 
 def train(workdir, *args, timeout=600):
@@ -107,9 +108,13 @@ def test_rerun_with_more_epochs_continues_at_the_next_epoch(tmp_path):
     workdir = tmp_path / "run"
     first = train(workdir, "--tune_dataset=")
     assert first.returncode == 0, first.stderr[-3000:]
-    second = train(workdir, "--tune_dataset=", "--pretrain_epochs=2")
+    # A run saved with jit_compile false continues under auto; config.json records the
+    # resolved value.
+    second = train(workdir, "--tune_dataset=", "--pretrain_epochs=2", "--jit_compile=auto")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "epochs 2..2" in second.stdout
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved["jit_compile"] is resolve_jit_compile("auto")
     records = [json.loads(line) for line in (workdir / "pretrain" / "metrics.jsonl").open()]
     assert [r["epoch"] for r in records] == [1, 2]
     assert checkpoints.list_checkpoints(workdir / "pretrain")[-1].name == "epoch_0002"
@@ -158,6 +163,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
         (["--eps=-0.1"], "eps must be in [0, 1]"),
         (["--tune_beta=-1"], "tune_beta must be >= 0"),
         (["--tune_init_checkpoint=/nonexistent/epoch_0003"], "is not a checkpoint"),
+        (["--jit_compile=maybe"], "jit_compile must be one of auto, true, false"),
         (["--width=8"], "holds a run with a different config (width: 4 -> 8)"),
     ],
 )

@@ -9,6 +9,7 @@ from absl import logging
 from tf_advreg import data
 from tf_advreg.evaluation import models, report, robustness, sanity
 from tf_advreg.evaluation.robustness import Attack
+from tf_advreg.xla import resolve_jit_compile
 
 THESIS_SPLITS = ("train", "test")
 # The thesis's evaluation attack: PGD-20 with step 0.003 in an L-inf ball of 0.03.
@@ -37,7 +38,7 @@ class Request:
     sanity_checks: bool = False
     transfer_model: str | None = None
     trust_model: bool = False
-    jit_compile: bool = True
+    jit_compile: bool | str = "auto"  # "auto": XLA on GPUs and TPUs, not on CPUs
 
 
 def attacks_for(request: Request) -> tuple[list[Attack], bool]:
@@ -76,6 +77,7 @@ def run(request: Request) -> dict:
         raise ValueError("--sanity_checks evaluates one model: use it with --model.")
     if request.transfer_model is not None and not request.sanity_checks:
         raise ValueError("--transfer_model is used by the sanity checks: add --sanity_checks.")
+    jit_compile = resolve_jit_compile(request.jit_compile)
     attacks, worst = attacks_for(request)
     sanity_attack = _sanity_attack(attacks) if request.sanity_checks else None
     splits = THESIS_SPLITS if request.thesis_metrics else (request.split,)
@@ -119,7 +121,7 @@ def run(request: Request) -> dict:
         for split in splits:
             began = time.perf_counter()
             outcomes = robustness.evaluate(
-                model.classifier, batches[split], attacks, jit_compile=request.jit_compile
+                model.classifier, batches[split], attacks, jit_compile=jit_compile
             )
             if worst:
                 outcomes.append(robustness.worst_case(outcomes))
@@ -136,7 +138,7 @@ def run(request: Request) -> dict:
             batches[splits[-1]],
             sanity_attack,
             transfer_source=transfer.classifier if transfer else None,
-            jit_compile=request.jit_compile,
+            jit_compile=jit_compile,
         )
         sanity_checks = report.sanity_record(
             model.identity(),

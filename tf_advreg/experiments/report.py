@@ -28,7 +28,14 @@ from tf_advreg.experiments.grid import Cell  # noqa: E402
 
 UNTUNED = "None"  # the thesis's row label of the untuned model in Tables 5.1-5.4
 THESIS_DATA = "cifar10"  # every published number is measured on CIFAR-10 (multiples of 1/50k)
-_NAMES = {"trades": "TRADES", "ar": "AR", "alp": "ALP", "mart": "MART", "natural": "Natural"}
+_NAMES = {
+    "trades": "TRADES",
+    "ar": "AR",
+    "alp": "ALP",
+    "alp_kannan": "ALP (Kannan)",
+    "mart": "MART",
+    "natural": "Natural",
+}
 _MODELS_5_5 = {"robopt": "Rob. Opt.", "trades": "TRADES", "ar": "Adv. Reg."}
 _METRICS_5_5 = (
     "Natural Training",

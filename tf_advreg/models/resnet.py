@@ -77,8 +77,10 @@ def resnet18(
         )
 
     images = keras.Input(shape=tuple(input_shape), name="images")
+    # Normalization stays float32 under mixed precision: bfloat16 keeps 8 bits of a pixel, so
+    # the attack's small steps (a 0.001 start, a 0.003 step) would vanish before the first conv.
     x = keras.layers.Normalization(
-        mean=list(mean), variance=[s * s for s in std], name="normalize"
+        mean=list(mean), variance=[s * s for s in std], dtype="float32", name="normalize"
     )(images)
     x = keras.layers.ReLU(name="stem_relu")(_conv_bn(x, width, 3, 1, "stem", sync_batchnorm))
     for stage, stage_width in enumerate(_STAGE_WIDTHS):

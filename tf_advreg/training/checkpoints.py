@@ -93,11 +93,24 @@ def read_state(checkpoint: str | os.PathLike) -> dict:
     return json.loads((Path(checkpoint) / "state.json").read_text())
 
 
+def float32_network(network_args: dict) -> keras.Model:
+    """resnet18(**network_args) computing in float32, whatever the global dtype policy.
+
+    Evaluation and export use it: a checkpoint and the SavedModel exported from it then give
+    the same numbers whatever precision trained them, and attacks get float32 gradients.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        return resnet18(**network_args)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def build_network(checkpoint: str | os.PathLike) -> keras.Model:
-    """Rebuilds the checkpoint's network from network.json and loads its weights."""
+    """Rebuilds the checkpoint's network (in float32) from network.json; loads its weights."""
     checkpoint = Path(checkpoint)
-    args = json.loads((checkpoint / "network.json").read_text())
-    network = resnet18(**args)
+    network = float32_network(json.loads((checkpoint / "network.json").read_text()))
     network.load_weights(checkpoint / "network.weights.h5")
     return network
 

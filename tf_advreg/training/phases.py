@@ -22,6 +22,7 @@ from tf_advreg.models import resnet18
 from tf_advreg.objectives import objective_class
 from tf_advreg.training import callbacks, checkpoints, head
 from tf_advreg.training.strategy import barrier, is_chief, task_name
+from tf_advreg.xla import resolve_jit_compile
 
 PHASES = ("pretrain", "tune")
 
@@ -276,7 +277,7 @@ def run_phase(
         )
         model.compile(
             optimizer=optimizer,
-            jit_compile=config.jit_compile,
+            jit_compile=resolve_jit_compile(config.jit_compile),
             steps_per_execution=config.steps_per_execution,
         )
         # Every worker resumes from the chief's checkpoints (a shared filesystem on a cluster).
@@ -337,7 +338,10 @@ def run_phase(
             shuffle=False,  # the dataset shuffles itself, seeded
             verbose=1 if sys.stdout.isatty() else 0,
         )
-    export.export_saved_model(network, phase_dir / "saved_model")
+    # Exported in float32, as a checkpoint is rebuilt for evaluation: the same numbers.
+    exported = checkpoints.float32_network(args)
+    exported.set_weights(network.get_weights())
+    export.export_saved_model(exported, phase_dir / "saved_model")
     barrier(strategy)  # the next phase's workers read the chief's checkpoints
     records = callbacks.read_metrics(phase_dir / "metrics.jsonl")
     return records[-1] if records else {}

@@ -12,6 +12,7 @@ from tf_advreg.attacks import validate_attack_args
 from tf_advreg.data import augment
 from tf_advreg.objectives import objective_class
 from tf_advreg.training.strategy import STRATEGIES
+from tf_advreg.xla import resolve_jit_compile
 
 # Fields a re-run may change and still continue the same run: more epochs, other hardware.
 RESUMABLE_FIELDS = frozenset(
@@ -94,6 +95,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         config.steps_per_execution >= 1,
         f"steps_per_execution must be >= 1, got {config.steps_per_execution}.",
     )
+    resolve_jit_compile(config.jit_compile)
     augment.check_policy(config.augment)
 
 
