@@ -5,15 +5,19 @@ attack settings. A subclass states only which loss its attack maximises (`attack
 which per-example loss training minimises (`training_loss`); the step's control flow lives
 in one place. Everything else (logging, checkpoints) belongs in callbacks.
 
-| class                     | attack maximises         | training minimises                     |
-|---------------------------|--------------------------|----------------------------------------|
-| NaturalTraining           | (no attack)              | CE(z(x), y)                            |
-| RobustOptimization        | CE(z(x'), y)             | CE(z(x'), y)                           |
-| Trades(beta)              | KL(p(x) || p(x'))        | CE(z(x), y) + beta KL(p(x) || p(x'))   |
-| AdversarialRegularization | CE(z(x'), y) + beta KL   | CE(z(x'), y) + beta KL(p(x) || p(x'))  |
-| AdversarialLogitPairing   | CE(z(x'), y)             | CE(z(x), y) + beta ||z(x') - z(x)||^2  |
-| AlpKannan                 | CE(z(x'), y)             | CE(x)/2 + CE(x')/2 + beta mean_k gap^2 |
-| Mart(beta)                | CE(z(x'), y)             | BCE(p(x'), y) + beta KL (1 - p_y(x))   |
+| class                     | attack maximises       | training minimises                    |
+|---------------------------|------------------------|---------------------------------------|
+| NaturalTraining           | (no attack)            | CE(z(x), y)                           |
+| RobustOptimization        | CE(z(x'), y)           | CE(z(x'), y)                          |
+| Trades(beta)              | KL(p(x) || p(x'))      | CE(z(x), y) + beta KL(p(x) || p(x'))  |
+| AdversarialRegularization | CE(z(x'), y) + beta KL | CE(z(x'), y) + beta KL(p(x) || p(x')) |
+| AdversarialLogitPairing   | CE(z(x'), y)           | CE(z(x), y) + beta sum_k gap_k^2      |
+| KannanLogitPairing        | CE(z(x'), y)           | (CE(z(x), y) + CE(z(x'), y)) / 2      |
+|                           |                        |   + beta mean_k gap_k^2               |
+| Mart(beta)                | CE(z(x'), y)           | BCE(p(x'), y) + beta KL (1 - p_y(x))  |
+
+gap_k = z_k(x') - z_k(x). AdversarialLogitPairing is the thesis's form (§2.2);
+KannanLogitPairing is what Kannan et al.'s code trains.
 """
 
 from numbers import Real
@@ -256,7 +260,7 @@ class AdversarialLogitPairing(AdversarialModel):
         return losses.alp_loss(logits_nat, logits_adv, labels, self.beta, reduction="none")
 
 
-class AlpKannan(AdversarialModel):
+class KannanLogitPairing(AdversarialModel):
     """Logit pairing as Kannan et al.'s (2018) code trains it: the mean of the natural and the
     adversarial CE, plus beta times the squared logit gap averaged over classes."""
 
@@ -281,7 +285,7 @@ OBJECTIVES = {
     "trades": Trades,
     "ar": AdversarialRegularization,
     "alp": AdversarialLogitPairing,
-    "alp_kannan": AlpKannan,
+    "alp_kannan": KannanLogitPairing,
     "mart": Mart,
 }
 
