@@ -89,7 +89,9 @@ def test_a_bfloat16_runs_saved_model_and_checkpoint_give_the_same_numbers(tmp_pa
     saved = models.load(phase / "saved_model").classifier
     checkpoint = models.load(phase / "checkpoints" / "epoch_0001").classifier
     images = np.random.default_rng(0).uniform(size=(8, 8, 8, 1)).astype("float32")
-    np.testing.assert_allclose(saved(images).numpy(), checkpoint(images).numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        saved(images).numpy(), checkpoint(images).numpy(), rtol=1e-5, atol=1e-5
+    )
     request = dataclasses.replace(BASE, attack="pgd")
     docs = [
         runner.run(dataclasses.replace(request, model=str(path)))
