@@ -138,7 +138,7 @@ def test_export_and_evaluate_give_the_trained_models_results(workdir, data_dir, 
         "--attack=pgd",
         "--steps=2",
         "--step_size=0.01",
-        "--nojit_compile",
+        "--jit_compile=false",
         f"--output={output}",
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -20,7 +20,7 @@ def test_epochs_read_a_test_sample_and_the_final_epoch_the_whole_split(tmp_path)
             "eval_attack_steps": 1,
             "train_eval_subset": 50,
             "test_eval_subset": 100,
-            "jit_compile": False,
+            "jit_compile": "false",
         }
     )
     (phase,) = phases.phases_from_config(config)
