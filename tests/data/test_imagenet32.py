@@ -76,7 +76,7 @@ def test_pretrains_on_it_and_tunes_on_cifar10_with_a_new_head(tmp_path):
             "eval_attack_steps": 1,
             "train_eval_subset": 10,
             "test_eval_subset": 10,
-            "jit_compile": False,
+            "jit_compile": "false",
         }
     )
     workdir = tmp_path / "run"

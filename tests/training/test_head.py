@@ -64,7 +64,7 @@ def test_tune_phase_starts_from_a_checkpoint_with_other_classes(tmp_path, capsys
             "eval_attack_steps": 1,
             "train_eval_subset": 50,
             "test_eval_subset": 50,
-            "jit_compile": False,
+            "jit_compile": "false",
         }
     )
     (phase,) = phases.phases_from_config(config)
