@@ -215,7 +215,7 @@ def test_an_unusable_output_path_is_refused_before_the_evaluation(workdir, tmp_p
         (tmp_path, f"{tmp_path} is a directory; name a file"),
         (tmp_path / "file" / "x.json", f"{tmp_path / 'file'} is not a directory"),
     ]:
-        flags = ["--dataset=digits", "--subset=20", "--attack=natural", "--nojit_compile"]
+        flags = ["--dataset=digits", "--subset=20", "--attack=natural", "--jit_compile=false"]
         result = _command("tools.evaluate", f"--model={workdir}", f"--output={output}", *flags)
         assert_one_line_error(result, message)
         assert "accuracy" not in result.stdout  # nothing was evaluated
@@ -228,7 +228,7 @@ def test_a_truncated_checkpoint_is_named_and_the_other_epochs_evaluated(workdir,
     weights = phase / "checkpoints" / "epoch_0002" / "network.weights.h5"
     weights.write_bytes(weights.read_bytes()[:1000])
     output = tmp_path / "series.json"
-    flags = ["--dataset=digits", "--subset=20", "--attack=natural", "--nojit_compile"]
+    flags = ["--dataset=digits", "--subset=20", "--attack=natural", "--jit_compile=false"]
     result = _command("tools.evaluate", f"--checkpoints={phase}", f"--output={output}", *flags)
     assert_one_line_error(result, f"could not load {weights.parent} (")
     doc = json.loads(output.read_text())
