@@ -7,6 +7,7 @@ slowly, so there the PGD training step is slower with XLA than without (docs/per
 import tensorflow as tf
 
 JIT_COMPILE_CHOICES = ("auto", "true", "false")
+JIT_COMPILE_HELP = "Compile with XLA: auto (on GPUs and TPUs, not on CPUs), true or false."
 
 
 def resolve_jit_compile(value: bool | str) -> bool:

@@ -23,7 +23,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from tf_advreg import files  # noqa: E402
 from tf_advreg.evaluation import models, report, runner  # noqa: E402
-from tf_advreg.xla import JIT_COMPILE_CHOICES  # noqa: E402
+from tf_advreg.xla import JIT_COMPILE_CHOICES, JIT_COMPILE_HELP  # noqa: E402
 
 _DEFAULTS = runner.Request()
 _MODEL = flags.DEFINE_string(
@@ -89,7 +89,7 @@ _JIT_COMPILE = flags.DEFINE_enum(
     "jit_compile",
     "auto",
     list(JIT_COMPILE_CHOICES),
-    "Compile the attacks with XLA; auto: on GPUs and TPUs, not on CPUs.",
+    JIT_COMPILE_HELP,
 )
 _WRITERS = ((_OUTPUT, report.write_json), (_CSV, report.write_csv))
 

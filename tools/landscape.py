@@ -21,6 +21,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from tf_advreg import data  # noqa: E402
 from tf_advreg.evaluation import landscape, landscape_report, models  # noqa: E402
+from tf_advreg.xla import JIT_COMPILE_CHOICES, JIT_COMPILE_HELP, resolve_jit_compile  # noqa: E402
 
 _DEFAULTS = landscape.Settings()
 _MODEL = flags.DEFINE_string(
@@ -50,7 +51,7 @@ _BATCH_SIZE = flags.DEFINE_integer(
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Directory for landscape.png and landscape.json."
 )
-_JIT_COMPILE = flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile, "Compile with XLA.")
+_JIT_COMPILE = flags.DEFINE_enum("jit_compile", "auto", list(JIT_COMPILE_CHOICES), JIT_COMPILE_HELP)
 _TRUST_MODEL = flags.DEFINE_bool("trust_model", False, models.TRUST_MODEL_HELP)
 
 
@@ -61,7 +62,7 @@ def _settings() -> landscape.Settings:
         resolution=_RESOLUTION.value,
         seed=_SEED.value,
         batch_size=_BATCH_SIZE.value,
-        jit_compile=_JIT_COMPILE.value,
+        jit_compile=resolve_jit_compile(_JIT_COMPILE.value),
     )
 
 

@@ -34,7 +34,7 @@ class Settings:
     resolution: int = 21
     seed: int = 0
     batch_size: int = 256
-    jit_compile: bool = True
+    jit_compile: bool = False  # the tool resolves "auto" (XLA on GPUs and TPUs only)
 
     def check(self) -> None:
         """Raises ValueError naming the first bad setting and what is allowed."""
