@@ -87,3 +87,113 @@ def test_metrics_log_ignores_a_torn_last_line(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text(json.dumps({"epoch": 1}) + "\n" + '{"epoch": 2, "lo')
     assert callbacks.read_metrics(path) == [{"epoch": 1}]
+
+
+def _three_checkpoints(tmp_path):
+    """Checkpoints of epochs 1-3 of three different networks; returns the networks."""
+    networks = []
+    for epoch in (1, 2, 3):
+        network, optimizer = _trained_pair(epoch)
+        checkpoints.save(tmp_path, epoch, network, ARGS, optimizer, {"loss": 1.0})
+        networks.append(network)
+    return networks
+
+
+def _assert_same_weights(a, b):
+    for x, y in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+@pytest.mark.parametrize(
+    "state, message",
+    [
+        ({}, "its epoch is None"),
+        ({"epoch": 99, "metrics": {}}, "its epoch is 99, but the directory is that of epoch 3"),
+        ({"epoch": "2", "metrics": {}}, "its epoch is '2'"),
+        ({"epoch": 3, "metrics": {"loss": "low"}}, "metrics are not a mapping"),
+        ('{"epoch": 3, "metrics": {"loss": NaN}}', "holds NaN"),
+        ("[3]", "holds a JSON array"),
+    ],
+)
+def test_a_wrong_state_skips_the_checkpoint(tmp_path, state, message, caplog):
+    first, second, _ = _three_checkpoints(tmp_path)
+    newest = checkpoints.checkpoint_dir(tmp_path, 3)
+    (newest / "state.json").write_text(state if isinstance(state, str) else json.dumps(state))
+    network, optimizer = _trained_pair(4)
+    with caplog.at_level("WARNING"):
+        state = checkpoints.restore_latest(tmp_path, network, optimizer)
+    assert state["epoch"] == 2
+    assert message in caplog.text and str(newest / "state.json") in caplog.text
+    _assert_same_weights(second, network)
+
+
+def test_a_restart_from_scratch_keeps_the_initial_weights_and_says_so(tmp_path, caplog):
+    """Every checkpoint's weights load, then its optimizer state fails: nothing is kept."""
+    _three_checkpoints(tmp_path)
+    for checkpoint in checkpoints.list_checkpoints(tmp_path):
+        (checkpoint / "optimizer.npz").write_bytes(b"not an npz file")
+    network, optimizer = _trained_pair(4)
+    initial, _ = _trained_pair(4)
+    optimizer_before = [np.asarray(v).copy() for v in optimizer.variables]
+    with caplog.at_level("WARNING"):
+        assert checkpoints.restore_latest(tmp_path, network, optimizer) is None
+    _assert_same_weights(initial, network)
+    for before, after in zip(optimizer_before, optimizer.variables):
+        np.testing.assert_array_equal(before, np.asarray(after))
+    assert "training starts from scratch" in caplog.text
+
+
+def test_weights_that_fail_to_load_are_rolled_back(tmp_path):
+    network, optimizer = _trained_pair(1)
+    newest = checkpoints.save(tmp_path, 1, network, ARGS, optimizer, {})
+    weights = newest / "network.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:-4000])  # the first layers load, the rest do not
+    target, target_optimizer = _trained_pair(2)
+    with pytest.raises((OSError, ValueError, KeyError)):
+        checkpoints.restore(newest, target, target_optimizer)
+    _assert_same_weights(_trained_pair(2)[0], target)
+
+
+def test_non_finite_optimizer_state_skips_the_checkpoint(tmp_path, caplog):
+    first, optimizer = _trained_pair(1)
+    checkpoints.save(tmp_path, 1, first, ARGS, optimizer, {})
+    optimizer.variables[-1].assign(np.full(optimizer.variables[-1].shape, np.nan, "float32"))
+    checkpoints.save(tmp_path, 2, first, ARGS, optimizer, {})
+    network, fresh = _trained_pair(3)
+    with caplog.at_level("WARNING"):
+        assert checkpoints.restore_latest(tmp_path, network, fresh)["epoch"] == 1
+    assert "NaN/Inf" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"width": None}, "missing keys ['width']"),
+        ({"depth": 18}, "unknown keys ['depth']"),
+        ({"width": "2"}, "width must be an integer in [1, 512], got '2'"),
+        ({"width": 100_000}, "width must be an integer in [1, 512], got 100000"),
+        ({"num_classes": 0}, "num_classes must be a positive integer"),
+        ({"input_shape": [8, 8]}, "input_shape must be 3 positive integers"),
+        ({"std": [0.0]}, "std must be positive"),
+    ],
+)
+def test_a_malformed_network_json_is_named(tmp_path, change, message):
+    network, optimizer = _trained_pair(1)
+    checkpoint = checkpoints.save(tmp_path, 1, network, ARGS, optimizer, {})
+    args = {k: v for k, v in (ARGS | change).items() if v is not None}
+    (checkpoint / "network.json").write_text(json.dumps(args))
+    with pytest.raises(ValueError) as raised:
+        checkpoints.build_network(checkpoint)
+    assert str(checkpoint / "network.json") in str(raised.value)
+    assert message in str(raised.value)
+
+
+def test_metrics_lines_after_a_garbled_one_are_kept_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "metrics.jsonl"
+    lines = ['{"epoch": 1}', '{"epo#ch": 2,,', '{"epoch": 3}', "[4]", '{"loss": 1}', '{"epoch": 6}']
+    path.write_text("\n".join(lines) + "\n")
+    with caplog.at_level("WARNING"):
+        records = callbacks.read_metrics(path)
+    assert [r["epoch"] for r in records] == [1, 3, 6]
+    for number in (2, 4, 5):
+        assert f"{path} line {number}" in caplog.text
