@@ -1,6 +1,7 @@
 """Checkpoints: complete or absent, self-describing, pruned on request, corrupt ones skipped."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -89,16 +90,6 @@ def test_metrics_log_ignores_a_torn_last_line(tmp_path):
     assert callbacks.read_metrics(path) == [{"epoch": 1}]
 
 
-def _three_checkpoints(tmp_path):
-    """Checkpoints of epochs 1-3 of three different networks; returns the networks."""
-    networks = []
-    for epoch in (1, 2, 3):
-        network, optimizer = _trained_pair(epoch)
-        checkpoints.save(tmp_path, epoch, network, ARGS, optimizer, {"loss": 1.0})
-        networks.append(network)
-    return networks
-
-
 def _assert_same_weights(a, b):
     for x, y in zip(a.weights, b.weights):
         np.testing.assert_array_equal(x.numpy(), y.numpy())
@@ -110,34 +101,48 @@ def _assert_same_weights(a, b):
         ({}, "its epoch is None"),
         ({"epoch": 99, "metrics": {}}, "its epoch is 99, but the directory is that of epoch 3"),
         ({"epoch": "2", "metrics": {}}, "its epoch is '2'"),
+        ({"epoch": True}, "its epoch is True"),
         ({"epoch": 3, "metrics": {"loss": "low"}}, "metrics are not a mapping"),
         ('{"epoch": 3, "metrics": {"loss": NaN}}', "holds NaN"),
         ("[3]", "holds a JSON array"),
     ],
 )
-def test_a_wrong_state_skips_the_checkpoint(tmp_path, state, message, caplog):
-    first, second, _ = _three_checkpoints(tmp_path)
-    newest = checkpoints.checkpoint_dir(tmp_path, 3)
-    (newest / "state.json").write_text(state if isinstance(state, str) else json.dumps(state))
-    network, optimizer = _trained_pair(4)
+def test_a_wrong_state_is_named(tmp_path, state, message):
+    checkpoint = checkpoints.checkpoint_dir(tmp_path, 3)
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "state.json").write_text(state if isinstance(state, str) else json.dumps(state))
+    with pytest.raises(ValueError, match=re.escape(message)) as raised:
+        checkpoints.read_state(checkpoint)
+    assert str(checkpoint / "state.json") in str(raised.value)
+
+
+def test_a_state_without_its_epoch_skips_the_checkpoint(tmp_path, caplog):
+    """Valid JSON without an epoch once restarted at epoch 1 on the newest weights."""
+    first, optimizer = _trained_pair(1)
+    checkpoints.save(tmp_path, 1, first, ARGS, optimizer, {})
+    second, optimizer2 = _trained_pair(2)
+    newest = checkpoints.save(tmp_path, 2, second, ARGS, optimizer2, {})
+    (newest / "state.json").write_text("{}")
+    network, fresh_optimizer = _trained_pair(3)
     with caplog.at_level("WARNING"):
-        state = checkpoints.restore_latest(tmp_path, network, optimizer)
-    assert state["epoch"] == 2
-    assert message in caplog.text and str(newest / "state.json") in caplog.text
-    _assert_same_weights(second, network)
+        assert checkpoints.restore_latest(tmp_path, network, fresh_optimizer)["epoch"] == 1
+    assert str(newest / "state.json") in caplog.text
+    _assert_same_weights(first, network)
 
 
 def test_a_restart_from_scratch_keeps_the_initial_weights_and_says_so(tmp_path, caplog):
     """Every checkpoint's weights load, then its optimizer state fails: nothing is kept."""
-    _three_checkpoints(tmp_path)
-    for checkpoint in checkpoints.list_checkpoints(tmp_path):
-        (checkpoint / "optimizer.npz").write_bytes(b"not an npz file")
-    network, optimizer = _trained_pair(4)
-    initial, _ = _trained_pair(4)
+    for epoch in (1, 2):
+        network, optimizer = _trained_pair(epoch)
+        saved = checkpoints.save(tmp_path, epoch, network, ARGS, optimizer, {})
+        (saved / "optimizer.npz").write_bytes(b"not an npz file")
+    network, optimizer = _trained_pair(3)
+    initial = [v.numpy().copy() for v in network.weights]
     optimizer_before = [np.asarray(v).copy() for v in optimizer.variables]
     with caplog.at_level("WARNING"):
         assert checkpoints.restore_latest(tmp_path, network, optimizer) is None
-    _assert_same_weights(initial, network)
+    for before, after in zip(initial, network.weights):
+        np.testing.assert_array_equal(before, after.numpy())
     for before, after in zip(optimizer_before, optimizer.variables):
         np.testing.assert_array_equal(before, np.asarray(after))
     assert "training starts from scratch" in caplog.text
@@ -149,9 +154,11 @@ def test_weights_that_fail_to_load_are_rolled_back(tmp_path):
     weights = newest / "network.weights.h5"
     weights.write_bytes(weights.read_bytes()[:-4000])  # the first layers load, the rest do not
     target, target_optimizer = _trained_pair(2)
+    initial = [v.numpy().copy() for v in target.weights]
     with pytest.raises((OSError, ValueError, KeyError)):
         checkpoints.restore(newest, target, target_optimizer)
-    _assert_same_weights(_trained_pair(2)[0], target)
+    for before, after in zip(initial, target.weights):
+        np.testing.assert_array_equal(before, after.numpy())
 
 
 def test_non_finite_optimizer_state_skips_the_checkpoint(tmp_path, caplog):
@@ -172,14 +179,15 @@ def test_non_finite_optimizer_state_skips_the_checkpoint(tmp_path, caplog):
         ({"depth": 18}, "unknown keys ['depth']"),
         ({"width": "2"}, "width must be an integer in [1, 512], got '2'"),
         ({"width": 100_000}, "width must be an integer in [1, 512], got 100000"),
+        ({"width": float("inf")}, "holds Infinity, which is not a finite number"),
         ({"num_classes": 0}, "num_classes must be a positive integer"),
         ({"input_shape": [8, 8]}, "input_shape must be 3 positive integers"),
         ({"std": [0.0]}, "std must be positive"),
     ],
 )
 def test_a_malformed_network_json_is_named(tmp_path, change, message):
-    network, optimizer = _trained_pair(1)
-    checkpoint = checkpoints.save(tmp_path, 1, network, ARGS, optimizer, {})
+    checkpoint = checkpoints.checkpoint_dir(tmp_path, 1)
+    checkpoint.mkdir(parents=True)
     args = {k: v for k, v in (ARGS | change).items() if v is not None}
     (checkpoint / "network.json").write_text(json.dumps(args))
     with pytest.raises(ValueError) as raised:
