@@ -151,14 +151,15 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     # Imported here so that --help answers without initialising TensorFlow.
     import keras
-    import tensorflow as tf
 
-    from tf_advreg.training import phases, run_config, strategy
+    from tf_advreg.training import determinism, phases, run_config, strategy
 
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter hides the summary
     try:
         config = _effective_config()
+        if config.deterministic:  # first: before TensorFlow runs any op
+            determinism.enable_determinism()
         run_config.validate(config)
         if config.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -169,8 +170,6 @@ def main(argv):
         else:  # other workers read the chief's workdir and write only to scratch directories
             workdir = Path(config.workdir)
         keras.utils.set_random_seed(config.seed)
-        if config.deterministic:
-            tf.config.experimental.enable_op_determinism()
         with strategy.stop_when_a_worker_is_lost(distribution):
             results = {
                 phase.name: phases.run_phase(config, phase, workdir, distribution)
