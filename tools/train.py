@@ -76,7 +76,7 @@ _HELP = {
     "jit_compile": "Compile the train and test steps with XLA.",
     "mixed_precision": "Compute in mixed_bfloat16 (logits and losses stay float32).",
     "steps_per_execution": "Train steps per compiled call.",
-    "deterministic": "Deterministic TF ops: two runs give bit-identical weights (slower).",
+    "deterministic": "TF op determinism and fixed thread pools: bit-identical reruns (slower).",
 }
 
 _DEFINE_BY_TYPE = {

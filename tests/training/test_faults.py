@@ -62,6 +62,7 @@ def _one_cpu() -> None:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to take one away")
 def test_deterministic_runs_give_bit_identical_weights_on_any_cpus_under_load(tmp_path):
     """The second run may use one CPU only, and shares it with a busy process.
