@@ -21,8 +21,13 @@ TINY_TRAINING = (
 )
 
 
-def run_tool(tool: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Runs `python -m tools.<tool>` from the repository root; returns the finished process."""
+def run_tool(
+    tool: str, *args: str, timeout: float = 600, preexec_fn=None
+) -> subprocess.CompletedProcess:
+    """Runs `python -m tools.<tool>` from the repository root; returns the finished process.
+
+    `preexec_fn` runs in the child before the tool starts (e.g. to restrict its CPUs).
+    """
     return subprocess.run(
         [sys.executable, "-m", f"tools.{tool}", *args],
         cwd=ROOT,
@@ -30,6 +35,7 @@ def run_tool(tool: str, *args: str, timeout: float = 600) -> subprocess.Complete
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=preexec_fn,
     )
 
 

@@ -1,4 +1,5 @@
-"""Writing result files so that a kill at any instant leaves the old file or the new, never half.
+"""Result files: written so that a kill at any instant leaves the old file or the new, never
+half; read so that a damaged or hand-edited file is one error naming it, never a traceback.
 
 The new content goes to a hidden sibling first and is renamed over the target once complete
 (a rename within one directory is atomic on POSIX filesystems).
@@ -6,6 +7,8 @@ The new content goes to a hidden sibling first and is renamed over the target on
 
 import contextlib
 import errno
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -55,3 +58,48 @@ def check_writable(path: str | os.PathLike) -> None:
         raise OSError(
             error.errno, f"cannot write {path}: {parent} is not writable ({error.strerror})"
         ) from error
+
+
+def parse_json(text: str, source: str) -> object:
+    """Parses JSON, refusing NaN and Infinity (Python's json accepts them; no result here may
+    hold them). Raises ValueError naming `source` (a file, or a line of one)."""
+
+    def refuse(literal: str) -> float:
+        raise _NonFinite(literal)
+
+    def finite(literal: str) -> float:
+        value = float(literal)
+        return value if math.isfinite(value) else refuse(literal)
+
+    try:
+        return json.loads(text, parse_constant=refuse, parse_float=finite)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{source} is not valid JSON ({error.msg}, line {error.lineno})"
+        ) from error
+    except _NonFinite as error:
+        raise ValueError(f"{source} holds {error}, which is not a finite number") from error
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def read_json(path: str | os.PathLike, expected: type = dict) -> object:
+    """The JSON value of a file, which must be of type `expected`; ValueError names the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not a text file ({error.reason})") from error
+    value = parse_json(text, str(path))
+    if not isinstance(value, expected):
+        raise ValueError(
+            f"{path} holds a JSON {_json_kind(value)}, not a JSON {_json_kind(expected())}"
+        )
+    return value
+
+
+def _json_kind(value: object) -> str:
+    kinds = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return kinds.get(type(value), "number")

@@ -8,6 +8,7 @@ Every config field is also a plain flag of the same name (`--eps=0.031`), and
 `--config.<field>=<value>` works too. Config files are Python: only run ones you trust.
 """
 
+import signal
 import sys
 from pathlib import Path
 
@@ -76,7 +77,7 @@ _HELP = {
     "CPUs), true or false; config.json records the resolved true or false.",
     "mixed_precision": "Compute in mixed_bfloat16 (logits and losses stay float32).",
     "steps_per_execution": "Train steps per compiled call.",
-    "deterministic": "Deterministic TF ops: two runs give bit-identical weights (slower).",
+    "deterministic": "TF op determinism and fixed thread pools: bit-identical reruns (slower).",
 }
 
 _DEFINE_BY_TYPE = {
@@ -92,12 +93,48 @@ _PLAIN_FLAGS = {
 
 
 def _effective_config():
-    """The config file with --config.* overrides, then the plain flags on top."""
+    """The config file with --config.* overrides, then the plain flags on top.
+
+    Both spellings of one field with different values are refused: which was meant is unclear.
+    """
     config = _CONFIG.value
     for name, holder in _PLAIN_FLAGS.items():
-        if holder.value is not None:
-            config[name] = holder.value
+        if holder.value is None:
+            continue
+        override = f"config.{name}"
+        if override in flags.FLAGS and flags.FLAGS[override].present:
+            if config[name] != holder.value:
+                raise ValueError(
+                    f"--{name}={holder.value} and --{override}={config[name]} disagree; "
+                    "pass only one of them."
+                )
+        config[name] = holder.value
     return config
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with every failure (a --config file that does not load included)
+    as one `error:` line instead of a traceback."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:  # a bad flag value, or a config file raising ValueError
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        if len(lines) == 1:
+            sys.exit(f"error: {lines[0]}; see --helpshort.")
+        detail = lines[-1]
+    except Exception as error:  # the --config file itself fails: a syntax error, a NameError
+        detail = f"{type(error).__name__}: {error}"
+    sys.exit(f"error: the --config file {_config_file(argv)} does not load ({detail}); fix it.")
+
+
+def _config_file(argv: list[str]) -> str:
+    """The --config file named on the command line (absl has not recorded it when it fails)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+    return flags.FLAGS["config"].default_as_str.strip("'")
 
 
 def _print_summary(workdir: Path, results: dict) -> None:
@@ -115,15 +152,16 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     # Imported here so that --help answers without initialising TensorFlow.
     import keras
-    import tensorflow as tf
 
-    from tf_advreg.training import phases, run_config, strategy
+    from tf_advreg.training import determinism, phases, run_config, strategy
     from tf_advreg.xla import resolve_jit_compile
 
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter hides the summary
-    config = _effective_config()
     try:
+        config = _effective_config()
+        if config.deterministic:  # first: before TensorFlow runs any op
+            determinism.enable_determinism()
         run_config.validate(config)
         if config.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -136,8 +174,6 @@ def main(argv):
         else:  # other workers read the chief's workdir and write only to scratch directories
             workdir = Path(config.workdir)
         keras.utils.set_random_seed(config.seed)
-        if config.deterministic:
-            tf.config.experimental.enable_op_determinism()
         with strategy.stop_when_a_worker_is_lost(distribution):
             results = {
                 phase.name: phases.run_phase(config, phase, workdir, distribution)
@@ -146,8 +182,15 @@ def main(argv):
     except (ValueError, OSError, FloatingPointError, strategy.WorkerLostError) as error:
         logging.debug("Full traceback:", exc_info=True)
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        print(
+            "error: interrupted; the checkpoints of finished epochs are intact "
+            "(re-run the same command to resume).",
+            file=sys.stderr,
+        )
+        sys.exit(128 + signal.SIGINT)
     _print_summary(workdir, results)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

@@ -2,6 +2,8 @@
 
 import errno
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -56,10 +58,37 @@ def test_an_unwritable_workdir_is_one_line_before_any_training(tmp_path):
     assert blocker.read_text() == "not a directory"
 
 
-def test_deterministic_runs_give_bit_identical_weights(tmp_path):
+def _one_cpu() -> None:
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to take one away")
+def test_deterministic_runs_give_bit_identical_weights_on_any_cpus_under_load(tmp_path):
+    """The second run may use one CPU only, and shares it with a busy process.
+
+    Without fixed thread pools, the CPU count changed how kernels split their sums.
+    """
     finals = []
-    for name in ("a", "b"):
-        result = train(tmp_path / name, "--deterministic", "--seed=5")
+    for name in ("all_cpus", "one_busy_cpu"):
+        loaded = name == "one_busy_cpu"
+        hog = None
+        if loaded:
+            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=_one_cpu)
+        try:
+            result = run_tool(
+                "train",
+                f"--workdir={tmp_path / name}",
+                *TINY_TRAINING,
+                *PRETRAIN_ONLY,
+                "--deterministic",
+                "--seed=5",
+                preexec_fn=_one_cpu if loaded else None,
+            )
+        finally:
+            if hog is not None:
+                hog.kill()
+                hog.wait()
         assert result.returncode == 0, result.stderr[-3000:]
         checkpoint = checkpoints.checkpoint_dir(tmp_path / name / "pretrain", 1)
         finals.append(checkpoints.build_network(checkpoint).get_weights())

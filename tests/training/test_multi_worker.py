@@ -80,7 +80,11 @@ def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path):
     assert (chief / "checkpoints" / "epoch_0001" / "network.weights.h5").is_file()
     assert (chief / "saved_model" / "saved_model.pb").is_file()
     assert [json.loads(line)["epoch"] for line in (chief / "metrics.jsonl").open()] == [1]
-    assert sorted(p.name for p in workdir.iterdir()) == ["config.json", "pretrain"]
+    assert sorted(p.name for p in workdir.iterdir()) == [
+        ".tf_advreg_run",
+        "config.json",
+        "pretrain",
+    ]
     assert not list((tmp_path / "tmp0").iterdir())  # the chief needs no scratch directory
 
     (scratch,) = (tmp_path / "tmp1").glob("tf_advreg-worker1-pretrain-*")

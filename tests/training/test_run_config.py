@@ -37,6 +37,15 @@ def test_thesis_defaults_are_the_thesis_settings():
         ("batch_size", 0, "batch_size must be >= 1"),
         ("test_eval_subset", -1, "test_eval_subset must be >= 0"),
         ("jit_compile", "maybe", "jit_compile must be one of auto, true, false, got 'maybe'"),
+        ("width", 0, "width must be an integer in [1, 512], got 0"),
+        ("width", 100_000, "width must be an integer in [1, 512], got 100000"),
+        ("eps", float("nan"), "eps must be a finite number, got nan"),
+        ("pretrain_lr", float("inf"), "pretrain_lr must be a finite number, got inf"),
+        ("tune_beta", float("inf"), "tune_beta must be a finite number, got inf"),
+        ("pretrain_split", "bogus", "pretrain_split: Unknown split 'bogus' for 'digits'"),
+        ("test_split", "validation", "test_split: Unknown split 'validation' for 'digits'"),
+        ("pretrain_subset", 5000, "pretrain_subset 5000 exceeds the 997 examples"),
+        ("batch_size", 400, "batch_size 400 exceeds the 300 training examples of digits:tune"),
     ],
 )
 def test_bad_fields_are_named(field, value, message):
@@ -74,11 +83,46 @@ def test_a_run_made_before_test_eval_subset_resumes(tmp_path):
     run_config.prepare_workdir(tmp_path, config, overwrite=False)  # no "different config"
 
 
-def test_workdir_guard_never_deletes_a_directory_that_is_not_a_run(tmp_path):
-    (tmp_path / "notes.txt").write_text("precious")
+FOREIGN_DIRECTORIES = {
+    "notes": {"notes.txt": "precious"},
+    "a thesis with a config sharing a key": {
+        "thesis.tex": "\\chapter{Results}",
+        "config.json": json.dumps({"seed": 1, "chapter": 5}),
+    },
+    "a config sharing no key": {"config.json": json.dumps({"theme": "dark"})},
+}
+
+
+@pytest.mark.parametrize("contents", FOREIGN_DIRECTORIES.values(), ids=FOREIGN_DIRECTORIES)
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_workdir_guard_never_touches_a_directory_that_is_not_a_run(tmp_path, contents, overwrite):
+    for name, text in contents.items():
+        (tmp_path / name).write_text(text)
     with pytest.raises(ValueError, match="holds no tf_advreg run"):
+        run_config.prepare_workdir(tmp_path, digits_demo.get_config(), overwrite=overwrite)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == contents
+
+
+def test_a_run_is_recognised_by_its_marker(tmp_path):
+    assert not run_config.is_run_dir(tmp_path)
+    run_config.prepare_workdir(tmp_path / "run", digits_demo.get_config(), overwrite=False)
+    assert run_config.is_run_dir(tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[1, 2]", "config.json holds a JSON array, not a JSON object"),
+        ('{"eps": 0.1,', "config.json is not valid JSON"),
+        ('{"eps": NaN}', "config.json holds NaN, which is not a finite number"),
+    ],
+)
+def test_a_damaged_run_config_is_named(tmp_path, text, message):
+    run_config.prepare_workdir(tmp_path, digits_demo.get_config(), overwrite=False)
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(ValueError, match=message):
         run_config.prepare_workdir(tmp_path, digits_demo.get_config(), overwrite=True)
-    assert (tmp_path / "notes.txt").read_text() == "precious"
+    assert (tmp_path / "config.json").read_text() == text
 
 
 @pytest.mark.parametrize("kind", ["step", "cosine", "constant"])
@@ -131,3 +175,10 @@ def test_a_pretraining_for_a_named_tune_dataset_is_also_evaluated_on_it():
     every_epoch, final = phases._eval_sets(demo, pretrain)  # the tune data: final model only
     assert set(every_epoch) == {"test", "train"} and set(final) == {"tune_train"}
     assert final["tune_train"].num_examples == 300  # all of digits:tune, fewer than 500
+
+
+def test_a_run_made_before_the_marker_is_recognised_and_marked(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(default.get_config().to_dict()))
+    assert run_config.is_run_dir(tmp_path)
+    run_config.prepare_workdir(tmp_path, default.get_config(), overwrite=False)
+    assert (tmp_path / run_config.RUN_MARKER).is_file()

@@ -165,6 +165,10 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
         (["--tune_init_checkpoint=/nonexistent/epoch_0003"], "is not a checkpoint"),
         (["--jit_compile=maybe"], "jit_compile must be one of auto, true, false"),
         (["--width=8"], "holds a run with a different config (width: 4 -> 8)"),
+        # --overwrite deletes the old run only after everything else has been checked.
+        (["--overwrite", "--width=0"], "width must be an integer in [1, 512], got 0"),
+        (["--overwrite", "--pretrain_split=bogus"], "pretrain_split: Unknown split 'bogus'"),
+        (["--config.eps=0.2", "--eps=0.3"], "--eps=0.3 and --config.eps=0.2 disagree"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_the_workdir_alone(finished_run, args, message):
@@ -173,6 +177,54 @@ def test_bad_input_is_one_line_and_leaves_the_workdir_alone(finished_run, args, 
     result = train(workdir, *args, timeout=120)
     assert_one_line_error(result, message)
     assert snapshot(workdir) == before
+
+
+def test_a_config_file_that_does_not_load_is_one_line(tmp_path):
+    config = tmp_path / "broken.py"
+    config.write_text("def get_config(:\n")
+    result = train(tmp_path / "run", f"--config={config}", timeout=120)
+    assert_one_line_error(result, f"the --config file {config} does not load (SyntaxError")
+    assert not (tmp_path / "run").exists()
+
+
+def test_sigint_stops_with_one_line_and_intact_checkpoints(tmp_path):
+    workdir = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "tools.train",
+        f"--workdir={workdir}",
+        *TINY_TRAINING,
+        "--tune_dataset=",
+        "--pretrain_subset=200",
+        "--pretrain_epochs=20",
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        first_checkpoint = checkpoints.checkpoint_dir(workdir / "pretrain", 1)
+        deadline = time.monotonic() + 300
+        while not first_checkpoint.exists() and process.poll() is None:
+            assert time.monotonic() < deadline, "the run never finished its first epoch"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert [line for line in stderr.splitlines() if line.startswith("error:")] == [
+        "error: interrupted; the checkpoints of finished epochs are intact "
+        "(re-run the same command to resume)."
+    ]
+    saved = checkpoints.list_checkpoints(workdir / "pretrain")
+    assert saved and saved[-1].name != "epoch_0020"
+    for checkpoint in saved:
+        checkpoints.build_network(checkpoint)
+        assert checkpoints.read_state(checkpoint)["epoch"] == int(checkpoint.name[-4:])
+    assert not list((workdir / "pretrain" / "checkpoints").glob(".*"))  # no staging left
 
 
 def test_tune_without_a_pretrain_checkpoint_fails_before_writing(tmp_path):

@@ -14,6 +14,15 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2471, 0.2435, 0.2616)
 _STAGE_WIDTHS = (64, 128, 256, 512)
 _BLOCKS_PER_STAGE = 2
+# 8x the thesis model: its last stage's 3x3 convolutions hold 9 * 4096^2 weights (600 MB) each.
+# A bound, so a typo (or a damaged network.json) is an error instead of an exhausted memory.
+MAX_WIDTH = 512
+
+
+def check_width(width) -> None:
+    """Raises ValueError unless `width` is an integer in [1, MAX_WIDTH]."""
+    if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= MAX_WIDTH:
+        raise ValueError(f"width must be an integer in [1, {MAX_WIDTH}], got {width!r}.")
 
 
 def _conv_bn(x, filters: int, kernel_size: int, stride: int, name: str, synchronized: bool):
@@ -64,8 +73,7 @@ def resnet18(
         the global batch, so every replica keeps the same moving statistics (one all-reduce per
         layer and training step). Off: each replica normalises by its own batch, as PyTorch DDP.
     """
-    if width < 1:
-        raise ValueError(f"width must be a positive integer, got {width}.")
+    check_width(width)
     channels = input_shape[-1]
     if mean is None:
         mean = CIFAR10_MEAN if channels == 3 else (0.5,) * channels

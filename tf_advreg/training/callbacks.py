@@ -18,6 +18,7 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
+from absl import logging
 from tensorboard.plugins.hparams import api as hparams_api
 
 from tf_advreg import files
@@ -148,16 +149,25 @@ class MetricsLog(keras.callbacks.Callback):
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """The records of a metrics.jsonl; a torn last line (a kill mid-write) is ignored."""
+    """The epoch records of a metrics.jsonl.
+
+    A line that is not a record (a torn last line from a kill mid-write, a garbled or
+    hand-edited one) is skipped with a warning naming it; the lines after it still count.
+    """
     path = Path(path)
     if not path.exists():
         return []
     records = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
+            record = files.parse_json(line, f"{path} line {number}")
+            epoch = record.get("epoch") if isinstance(record, dict) else None
+            if type(epoch) is not int or epoch < 1:
+                raise ValueError(f"{path} line {number} is not an epoch record")
+        except ValueError as error:
+            logging.warning("Skipping %s.", error)
+            continue
+        records.append(record)
     return records
 
 

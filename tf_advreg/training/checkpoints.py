@@ -6,8 +6,10 @@ Layout: `<phase_dir>/checkpoints/epoch_0003/` holding
   optimizer.npz        the optimizer's variables (iteration count, momenta), for exact resume
   state.json           epoch and metrics; written last
 Each checkpoint is written into a temporary directory and renamed into place, so a directory
-named `epoch_*` is either complete or absent. A checkpoint that fails to load (a corrupted
-disk, a truncated copy) is skipped with a warning naming it, and the previous one is used.
+named `epoch_*` is either complete or absent. A checkpoint is restored completely (weights,
+optimizer, state) or not at all: one that fails to load or check (a corrupted disk, a truncated
+copy, a hand-edited state.json) is skipped with a warning naming it, and the previous one is
+used; with none left, training starts from the initial weights and says so.
 """
 
 import json
@@ -20,7 +22,9 @@ import keras
 import numpy as np
 from absl import logging
 
+from tf_advreg import files
 from tf_advreg.models import resnet18
+from tf_advreg.models.resnet import check_width
 
 CHECKPOINTS = "checkpoints"
 _PREFIX = "epoch_"
@@ -89,8 +93,70 @@ def _fsync_tree(directory: Path) -> None:
             os.fsync(f.fileno())
 
 
+def _epoch_of(checkpoint: Path) -> int | None:
+    """The epoch a directory's name says (epoch_0003: 3); None for other names."""
+    number = checkpoint.name[len(_PREFIX) :]
+    return int(number) if checkpoint.name.startswith(_PREFIX) and number.isdigit() else None
+
+
 def read_state(checkpoint: str | os.PathLike) -> dict:
-    return json.loads((Path(checkpoint) / "state.json").read_text())
+    """state.json, checked: its epoch is a positive integer (the directory's, for epoch_NNNN)
+    and its metrics are numbers. ValueError names the file otherwise."""
+    path = Path(checkpoint) / "state.json"
+    state = files.read_json(path)
+    epoch, metrics = state.get("epoch"), state.get("metrics", {})
+    expected = _epoch_of(path.parent)
+    problem = None
+    if type(epoch) is not int or epoch < 1:
+        problem = f"its epoch is {epoch!r}, not a positive integer"
+    elif expected is not None and epoch != expected:
+        problem = f"its epoch is {epoch}, but the directory is that of epoch {expected}"
+    elif not isinstance(metrics, dict) or not all(
+        type(v) in (int, float) for v in metrics.values()
+    ):
+        problem = "its metrics are not a mapping of names to numbers"
+    if problem:
+        raise ValueError(f"{path} is not a valid checkpoint state: {problem}")
+    return state
+
+
+_NETWORK_KEYS = frozenset({"num_classes", "width", "input_shape", "mean", "std"})
+_OPTIONAL_NETWORK_KEYS = frozenset({"sync_batchnorm"})  # checkpoints before it lack it
+
+
+def read_network_args(checkpoint: str | os.PathLike) -> dict:
+    """network.json, checked before anything is built from it (a width of 10^5 would allocate
+    terabytes). ValueError names the file and the problem otherwise."""
+    path = Path(checkpoint) / "network.json"
+    args = files.read_json(path)
+    try:
+        _check_network_args(args)
+    except ValueError as error:
+        raise ValueError(f"{path} is not a valid network description: {error}") from error
+    return args
+
+
+def _check_network_args(args: dict) -> None:
+    missing = sorted(_NETWORK_KEYS - args.keys())
+    unknown = sorted(args.keys() - _NETWORK_KEYS - _OPTIONAL_NETWORK_KEYS)
+    if missing or unknown:
+        raise ValueError(f"missing keys {missing}, unknown keys {unknown}")
+    check_width(args["width"])
+
+    def positive_ints(value) -> bool:
+        return isinstance(value, list) and all(type(v) is int and v > 0 for v in value)
+
+    if not positive_ints([args["num_classes"]]):
+        raise ValueError(f"num_classes must be a positive integer, got {args['num_classes']!r}")
+    if not positive_ints(args["input_shape"]) or len(args["input_shape"]) != 3:
+        raise ValueError(f"input_shape must be 3 positive integers, got {args['input_shape']!r}")
+    for key in ("mean", "std"):
+        if not isinstance(args[key], list) or not all(type(v) in (int, float) for v in args[key]):
+            raise ValueError(f"{key} must be a list of numbers, got {args[key]!r}")
+    if not all(v > 0 for v in args["std"]):
+        raise ValueError(f"std must be positive, got {args['std']!r}")
+    if not isinstance(args.get("sync_batchnorm", False), bool):
+        raise ValueError(f"sync_batchnorm must be true or false, got {args['sync_batchnorm']!r}")
 
 
 def float32_network(network_args: dict) -> keras.Model:
@@ -110,7 +176,7 @@ def float32_network(network_args: dict) -> keras.Model:
 def build_network(checkpoint: str | os.PathLike) -> keras.Model:
     """Rebuilds the checkpoint's network (in float32) from network.json; loads its weights."""
     checkpoint = Path(checkpoint)
-    network = float32_network(json.loads((checkpoint / "network.json").read_text()))
+    network = float32_network(read_network_args(checkpoint))
     network.load_weights(checkpoint / "network.weights.h5")
     return network
 
@@ -120,23 +186,49 @@ def restore(
     network: keras.Model,
     optimizer: keras.optimizers.Optimizer | None = None,
 ) -> dict:
-    """Loads weights (and optimizer state) into existing objects; returns the saved state."""
+    """Loads weights (and optimizer state) into existing objects; returns the saved state.
+
+    Completely or not at all: everything is read and checked before the optimizer changes,
+    and the network's weights are put back if its weights file fails to load.
+    """
     checkpoint = Path(checkpoint)
     state = read_state(checkpoint)
-    network.load_weights(checkpoint / "network.weights.h5")
+    saved_optimizer = None
     if optimizer is not None:
         optimizer.build(network.trainable_variables)
-        with np.load(checkpoint / "optimizer.npz") as saved:
-            values = {key: saved[key] for key in saved.files}
-        variables = _optimizer_variables(optimizer)
-        if len(values) != len(variables):
-            raise ValueError(
-                f"{checkpoint}: its optimizer state has {len(values)} variables, this "
-                f"optimizer has {len(variables)}."
-            )
-        for variable, key in zip(variables, sorted(values)):
-            variable.assign(values[key])
+        saved_optimizer = _read_optimizer_state(checkpoint, optimizer)
+    before = [variable.numpy() for variable in network.weights]
+    try:
+        network.load_weights(checkpoint / "network.weights.h5")
+        if not all(np.isfinite(variable.numpy()).all() for variable in network.weights):
+            raise ValueError(f"{checkpoint / 'network.weights.h5'} holds NaN or Inf weights")
+    except BaseException:
+        for variable, value in zip(network.weights, before):
+            variable.assign(value)
+        raise
+    if optimizer is not None:
+        for variable, value in zip(_optimizer_variables(optimizer), saved_optimizer):
+            variable.assign(value)
     return state
+
+
+def _read_optimizer_state(
+    checkpoint: Path, optimizer: keras.optimizers.Optimizer
+) -> list[np.ndarray]:
+    """The saved optimizer variables, checked to fit `optimizer` and to be finite."""
+    path = checkpoint / "optimizer.npz"
+    with np.load(path) as saved:
+        values = [saved[key] for key in sorted(saved.files)]
+    variables = _optimizer_variables(optimizer)
+    if len(values) != len(variables):
+        raise ValueError(
+            f"{checkpoint}: its optimizer state has {len(values)} variables, this "
+            f"optimizer has {len(variables)}."
+        )
+    for variable, value in zip(variables, values):
+        if tuple(value.shape) != tuple(variable.shape) or not np.isfinite(value).all():
+            raise ValueError(f"{path} does not fit this optimizer or holds NaN/Inf values.")
+    return values
 
 
 def _optimizer_variables(optimizer: keras.optimizers.Optimizer) -> list:
@@ -157,14 +249,25 @@ def restore_latest(
     network: keras.Model,
     optimizer: keras.optimizers.Optimizer | None = None,
 ) -> dict | None:
-    """Restores the newest checkpoint that loads; None when there is none."""
-    for checkpoint in reversed(list_checkpoints(phase_dir)):
+    """Restores the newest checkpoint that loads; None when there is none.
+
+    When checkpoints exist but none loads, the network and optimizer keep their initial state
+    and one warning says that training starts from scratch.
+    """
+    found = list_checkpoints(phase_dir)
+    for checkpoint in reversed(found):
         try:
             return restore(checkpoint, network, optimizer)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
+        except (OSError, ValueError, KeyError) as error:
             logging.warning(
                 "Skipping unreadable checkpoint %s (%s); trying the previous one.",
                 checkpoint,
                 error,
             )
+    if found:
+        logging.warning(
+            "No checkpoint in %s could be restored; training starts from scratch (epoch 1, "
+            "the seed's initial weights) and replaces them.",
+            Path(phase_dir) / CHECKPOINTS,
+        )
     return None

@@ -181,7 +181,10 @@ def check_tune_start(config, workdir: str | os.PathLike) -> None:
     if not config.tune_dataset:
         return
     if config.tune_init_checkpoint or config.pretrain_epochs == 0:
-        init_checkpoint(config, Path(workdir))
+        tune_info = data.info(config.tune_dataset, _data_dir(config))
+        _inherit_architecture(
+            init_checkpoint(config, Path(workdir)), network_args(config, tune_info)
+        )
 
 
 def init_checkpoint(config, workdir: Path) -> Path:
@@ -283,11 +286,14 @@ def run_phase(
         # Every worker resumes from the chief's checkpoints (a shared filesystem on a cluster).
         state = checkpoints.restore_latest(workdir / phase.name, network, optimizer)
         if state is None and start is not None:  # weights only: the optimizer starts fresh
-            if network.get_layer(head.HEAD).units != _saved_args(start)["num_classes"]:
+            if (
+                network.get_layer(head.HEAD).units
+                != checkpoints.read_network_args(start)["num_classes"]
+            ):
                 head.restore_body(start, network, config.seed)
             else:
                 checkpoints.restore(start, network)
-    initial_epoch = state["epoch"] if state else 0
+    initial_epoch = 0 if state is None else state["epoch"]
     train_set = data.load(
         phase.dataset,
         phase.split,
@@ -347,15 +353,11 @@ def run_phase(
     return records[-1] if records else {}
 
 
-def _saved_args(checkpoint: Path) -> dict:
-    return json.loads((checkpoint / "network.json").read_text())
-
-
 def _inherit_architecture(checkpoint: Path, args: dict) -> dict:
     """The starting checkpoint's network arguments (its input normalization included), after
     checking that the tune data fits them; the class count is the tune data's (a different
     one gets a new classifier, see tf_advreg.training.head)."""
-    saved = _saved_args(checkpoint)
+    saved = checkpoints.read_network_args(checkpoint)
     for key in ("width", "input_shape"):
         if saved[key] != args[key]:
             raise ValueError(
