@@ -2,6 +2,7 @@
 
     python -m tools.evaluate --model=runs/digits_demo --dataset=digits --eps=0.1
     python -m tools.evaluate --model=runs/x --dataset=cifar10 --attack=strongest --steps=100
+    python -m tools.evaluate --model=runs/x --dataset=cifar10 --attack=autoattack --eps=0.0314
     python -m tools.evaluate --model=runs/x --thesis_metrics --subset=1000 --output=x.json
     python -m tools.evaluate --checkpoints=runs/x/pretrain --thesis_metrics --csv=series.csv
     python -m tools.evaluate --model=runs/x --sanity_checks --transfer_model=runs/y
@@ -50,9 +51,11 @@ _ATTACK = flags.DEFINE_string(
     "attack",
     _DEFAULTS.attack,
     "Comma-separated attacks: natural, noise, fgsm, pgd (CE loss), pgd-cw (margin loss), "
-    "apgd-ce, apgd-dlr. Add 'strongest' for the per-example worst case over them; "
-    "'strongest' alone runs fgsm, pgd, pgd-cw, apgd-ce and apgd-dlr. Natural accuracy is "
-    "always reported.",
+    "apgd-ce, apgd-dlr, apgd-t (targeted), square (black-box; --steps counts queries). Add "
+    "'strongest' for the per-example worst case over them; 'strongest' alone runs fgsm, pgd, "
+    "pgd-cw, apgd-ce and apgd-dlr. 'autoattack' (or 'autoattack-rand' for randomized models) "
+    "alone runs the AutoAttack sequence with its fixed settings. Natural accuracy is always "
+    "reported.",
 )
 _EPS = flags.DEFINE_float(
     "eps", _DEFAULTS.eps, "Radius of the threat model, in [0, 1] pixel units."

@@ -11,10 +11,13 @@ from tf_advreg.evaluation.apgd import checkpoints
 EPS = 0.1
 
 
-def test_checkpoints_follow_the_paper():
-    # Croce & Hein 2020, Sec. 3.2: w_j = ceil(p_j N) with p_1 = 0.22 and steps shrinking by
-    # 0.03 down to 0.06: for N = 100 the checks fall at 22, 41, 57, 70, 80, 87, 93, 99.
+def test_checkpoints_follow_the_authors_code():
+    # Croce & Hein 2020, Sec. 3.2: for N = 100 the checks fall at 22, 41, 57, 70, 80, 87, 93,
+    # 99. For other N the code's integer window lengths (autopgd_base.py:153-155: 22 %, then
+    # 3 % shorter, at least 6 %) differ from the paper's ceil(p_j N): N = 20 gives windows
+    # 4, 3, 2, 1, 1, ..., where ceil would check at 5, 9, 12, 14, 16, 18, 19, 20.
     assert checkpoints(100) == [0, 22, 41, 57, 70, 80, 87, 93, 99]
+    assert checkpoints(20) == [0, 4, 7, 9, *range(10, 21)]
     assert checkpoints(1) == [0, 1]
 
 

@@ -1,13 +1,17 @@
 """Auto-PGD (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble
-of diverse parameter-free attacks"), the step-size-free attack behind AutoAttack.
+of diverse parameter-free attacks"), the step-size-free attack behind AutoAttack, untargeted
+(APGD-CE, APGD-DLR) and targeted (APGD-T).
 
 PGD with a fixed step size under-reports robustness when the step is badly chosen; APGD starts
 at 2 eps, halves the step at checkpoints where progress stalls and then restarts from the best
 point found, and adds momentum. Each example keeps its own step size. The loop is one
 `tf.while_loop`, so a `tf.function(jit_compile=True)` caller compiles the whole attack.
+
+Where the paper and the authors' code differ, the code is followed, so that numbers are
+comparable with RobustBench's. References "autopgd_base.py:N" are lines of
+fra31/auto-attack's autoattack/autopgd_base.py at commit a392200.
 """
 
-import math
 from numbers import Real
 
 import keras
@@ -17,7 +21,9 @@ from tf_advreg import losses
 from tf_advreg.attacks import GEOMETRIES
 
 MOMENTUM = 0.75  # alpha in the paper: weight of the new gradient step against the last move
-RHO = 0.75  # a step size is kept while at least this fraction of steps raised the loss
+RHO = 0.75  # a step size is kept while more than this fraction of steps raised the loss
+# AutoAttack's APGD-T attacks the 9 classes with the highest logits after the predicted one.
+TARGET_CLASSES = 9
 
 
 def dlr_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -34,28 +40,79 @@ def dlr_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     return losses.margin(logits, labels, reduction="none") / (top3[:, 0] - top3[:, 2] + 1e-12)
 
 
+def targeted_dlr_loss(logits: tf.Tensor, labels: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """Targeted DLR, per example: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2 + 1e-12).
+
+    autopgd_base.py:595-600. Rises as the target logit z_t overtakes the true one; like the
+    DLR loss it is invariant to shifting and rescaling the logits.
+    """
+    logits = tf.cast(logits, tf.float32)
+    if logits.shape[-1] is not None and logits.shape[-1] < 4:
+        raise ValueError(f"The targeted DLR loss needs at least 4 classes, got {logits.shape[-1]}.")
+    top4 = tf.math.top_k(logits, k=4).values
+    true_logit = tf.gather(logits, tf.cast(labels, tf.int32), batch_dims=1)
+    target_logit = tf.gather(logits, tf.cast(targets, tf.int32), batch_dims=1)
+    scale = top4[:, 0] - 0.5 * (top4[:, 2] + top4[:, 3]) + 1e-12
+    return -(true_logit - target_logit) / scale
+
+
 _LOSSES = {
-    "ce": lambda logits, labels: losses.cross_entropy(logits, labels, reduction="none"),
-    "dlr": dlr_loss,
+    "ce": lambda logits, labels, _: losses.cross_entropy(logits, labels, reduction="none"),
+    "dlr": lambda logits, labels, _: dlr_loss(logits, labels),
+    "dlr-targeted": targeted_dlr_loss,
 }
 
 
 def checkpoints(steps: int) -> list[int]:
-    """Iterations w_j = ceil(p_j * steps) at which APGD checks its progress.
+    """Iterations at which APGD checks its progress, 0 first.
 
-    p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06): checks are far apart
-    at first, when the loss still rises quickly, and every 6 % of the budget at the end.
+    The first window is 22 % of the budget and each next one 3 % shorter, down to 6 %: checks
+    are far apart at first, when the loss still rises quickly. The paper writes this as
+    w_j = ceil(p_j * N); the code (autopgd_base.py:153-155, 424) truncates each length to an
+    integer instead, which differs for budgets other than 100 (N = 20: 4, 7, 9, 10, ...).
     """
-    fractions = [0.0, 0.22]
-    while fractions[-1] + max(fractions[-1] - fractions[-2] - 0.03, 0.06) <= 1.0:
-        fractions.append(fractions[-1] + max(fractions[-1] - fractions[-2] - 0.03, 0.06))
-    # Rounding first keeps float error from moving a checkpoint: 0.57 * 100 is 57.000000000000007.
-    return sorted({math.ceil(round(p * steps, 9)) for p in fractions})
+    first = max(int(0.22 * steps), 1)
+    shortest = max(int(0.06 * steps), 1)
+    shrink = max(int(0.03 * steps), 1)
+    marks, window = [0], first
+    while marks[-1] + window <= steps:
+        marks.append(marks[-1] + window)
+        window = max(window - shrink, shortest)
+    return marks
+
+
+def random_start(x: tf.Tensor, eps: tf.Tensor, norm: str, seed: tf.Tensor) -> tf.Tensor:
+    """APGD's starting point: on the boundary of the ball, then clipped to the image box.
+
+    autopgd_base.py:204-213: uniform noise rescaled so its largest entry is eps (L-inf), or a
+    Gaussian direction of length eps (L2). Unlike PGD's start it is not uniform in the ball.
+    """
+    if norm == "linf":
+        noise = tf.random.stateless_uniform(tf.shape(x), seed, minval=-1.0, maxval=1.0)
+        scale = tf.reduce_max(tf.abs(noise), axis=tf.range(1, tf.rank(x)), keepdims=True)
+    else:
+        noise = tf.random.stateless_normal(tf.shape(x), seed)
+        scale = tf.norm(tf.reshape(noise, [tf.shape(x)[0], -1]), axis=-1)
+        scale = tf.reshape(scale, tf.concat([[-1], tf.ones([tf.rank(x) - 1], tf.int32)], 0))
+    return tf.clip_by_value(x + eps * noise / (scale + 1e-12), 0.0, 1.0)
 
 
 def _per_example(values: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
     """Reshapes [batch] values to broadcast against images [batch, ...]."""
     return tf.reshape(values, [-1] + [1] * (len(x.shape) - 1))
+
+
+def _validate(loss, norm, steps, eps, eot):
+    if loss not in _LOSSES:
+        raise ValueError(f"APGD loss must be one of {tuple(_LOSSES)}, got {loss!r}.")
+    if norm not in GEOMETRIES:
+        raise ValueError(f"norm must be one of {tuple(GEOMETRIES)}, got {norm!r}.")
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}.")
+    if isinstance(eps, Real) and eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}.")
+    if not isinstance(eot, int) or eot < 1:
+        raise ValueError(f"eot must be an integer >= 1, got {eot!r}.")
 
 
 def apgd(
@@ -68,29 +125,30 @@ def apgd(
     loss: str = "ce",
     norm: str = "linf",
     seed=(0, 0),
+    targets: tf.Tensor | None = None,
+    eot: int = 1,
 ) -> tf.Tensor:
     """Returns adversarial images within `eps` of x (in `norm`) and in [0, 1].
 
     For each example: the last iterate that was misclassified, or if none was, the iterate
-    with the highest loss. Costs steps + 1 forward and backward passes.
+    with the highest loss. Costs (steps + 1) * eot forward and backward passes.
 
     Args:
       model: maps images in [0, 1] to logits.
       x, y: images in [0, 1] and integer labels.
       eps: radius of the threat model (float or scalar tensor).
       steps: iterations (N_iter in the paper; AutoAttack uses 100); 0 returns x.
-      loss: "ce" (APGD-CE) or "dlr" (APGD-DLR).
+      loss: "ce" (APGD-CE), "dlr" (APGD-DLR) or "dlr-targeted" (one target of APGD-T).
       norm: "linf" or "l2".
       seed: shape-[2] stateless-RNG seed of the random start.
+      targets: target class per example, for loss "dlr-targeted".
+      eot: gradients averaged per iterate (expectation over transformation, for randomized
+        models; AutoAttack's "rand" version uses 20). Loss and prediction are the last draw's,
+        as in autopgd_base.py:362-378.
     """
-    if loss not in _LOSSES:
-        raise ValueError(f"APGD loss must be one of {tuple(_LOSSES)}, got {loss!r}.")
-    if norm not in GEOMETRIES:
-        raise ValueError(f"norm must be one of {tuple(GEOMETRIES)}, got {norm!r}.")
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}.")
-    if isinstance(eps, Real) and eps < 0:
-        raise ValueError(f"eps must be >= 0, got {eps}.")
+    _validate(loss, norm, steps, eps, eot)
+    if (loss == "dlr-targeted") != (targets is not None):
+        raise ValueError("Pass targets exactly when the loss is 'dlr-targeted'.")
     x = tf.convert_to_tensor(x, tf.float32)
     if steps == 0:
         return x
@@ -99,14 +157,25 @@ def apgd(
     y = tf.cast(y, tf.int32)
     objective = _LOSSES[loss]
 
-    def evaluate(x_adv):
+    def draw(x_adv):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x_adv)
             logits = model(x_adv, training=False)
-            per_example = objective(logits, y)
+            per_example = objective(logits, y, targets)
             total = tf.reduce_sum(per_example)  # examples do not interact: per-example grads
+        return per_example, tape.gradient(total, x_adv), logits
+
+    def evaluate(x_adv):
+        per_example, grad, logits = draw(x_adv)
+        if eot > 1:
+            _, per_example, grad, logits = tf.while_loop(
+                lambda i, *_: i < eot,
+                lambda i, _, g, __: (i + 1, *_add_grad(draw(x_adv), g)),
+                (tf.constant(1), per_example, grad, logits),
+            )
+            grad /= float(eot)
         fooled = tf.not_equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y)
-        return per_example, tape.gradient(total, x_adv), fooled
+        return per_example, grad, fooled
 
     # Check iterations, and the length of the window each check looks back over.
     marks = checkpoints(steps)
@@ -121,13 +190,16 @@ def apgd(
     def where(condition, a, b):
         return tf.where(_per_example(condition, a), a, b)
 
-    x_start = geometry.project(geometry.random_start(x, eps, tf.cast(seed, tf.int32)), x, eps)
+    x_start = random_start(x, eps, norm, tf.cast(seed, tf.int32))
     loss_start, grad_start, fooled_start = evaluate(x_start)
     state = dict(
         x_adv=x_start,
         x_prev=x_start,
         grad=grad_start,
-        loss=loss_start,
+        # The loss of the last iterate, against which the next one counts as an increase. The
+        # code compares the first iterate with an unwritten entry of its loss log, i.e. with 0
+        # (autopgd_base.py:168-169 reads loss_steps[-1]); so do we.
+        loss=tf.zeros_like(loss_start),
         step_size=tf.fill(tf.shape(loss_start), 2.0) * eps,
         x_best=x_start,
         loss_best=loss_start,
@@ -136,7 +208,8 @@ def apgd(
         fooled=fooled_start,
         increases=tf.zeros_like(loss_start),
         loss_best_at_check=loss_start,
-        reduced_at_check=tf.zeros_like(fooled_start),
+        # True at first, so condition 2 cannot fire at the first check (autopgd_base.py:315).
+        reduced_at_check=tf.ones_like(fooled_start),
     )
 
     def body(k, s):
@@ -161,22 +234,92 @@ def apgd(
         n["fooled"] = s["fooled"] | fooled_new
 
         # At a checkpoint, halve the step and restart from the best point where progress
-        # stalled: too few steps raised the loss (condition 1), or neither the step size nor
-        # the best loss changed since the previous checkpoint (condition 2).
+        # stalled: at most RHO of the steps raised the loss (condition 1, `<=` as in
+        # autopgd_base.py:171), or neither the step size nor the best loss changed since the
+        # previous checkpoint (condition 2, autopgd_base.py:409-410). The iterate's loss is
+        # not reset: the next step is compared with the abandoned iterate, as in the code.
         at_check = is_check[k + 1]
-        too_few_increases = n["increases"] < RHO * window[k + 1]
+        too_few_increases = n["increases"] <= RHO * window[k + 1]
         no_progress = ~s["reduced_at_check"] & (n["loss_best"] <= s["loss_best_at_check"])
         reduce = at_check & (too_few_increases | no_progress)
         n["step_size"] = tf.where(reduce, s["step_size"] / 2.0, s["step_size"])
         n["x_adv"] = where(reduce, n["x_best"], n["x_adv"])
         n["grad"] = where(reduce, n["grad_best"], n["grad"])
-        n["loss"] = tf.where(reduce, n["loss_best"], n["loss"])
         n["increases"] = tf.where(at_check, 0.0, n["increases"])
         n["loss_best_at_check"] = tf.where(at_check, n["loss_best"], s["loss_best_at_check"])
         n["reduced_at_check"] = tf.where(at_check, reduce, s["reduced_at_check"])
         return k + 1, n
 
+    # Stops early once every example of the batch is fooled.
     _, state = tf.while_loop(
-        lambda k, _: k < steps, body, (tf.constant(0), state), maximum_iterations=steps
+        lambda k, s: (k < steps) & ~tf.reduce_all(s["fooled"]),
+        body,
+        (tf.constant(0), state),
+        maximum_iterations=steps,
     )
     return tf.stop_gradient(where(state["fooled"], state["x_fooled"], state["x_best"]))
+
+
+def _add_grad(drawn, grad_sum):
+    """One more EOT draw: its loss and logits, and the running sum of gradients."""
+    per_example, grad, logits = drawn
+    return per_example, grad_sum + grad, logits
+
+
+def apgd_targeted(
+    model: keras.Model,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    *,
+    eps,
+    steps: int,
+    norm: str = "linf",
+    seed=(0, 0),
+    target_classes: int = TARGET_CLASSES,
+    eot: int = 1,
+) -> tf.Tensor:
+    """APGD-T: APGD on the targeted DLR loss, once per target class, keeping the first success.
+
+    The targets are the classes ranked 2nd, 3rd, ... by the model's logits on the clean image
+    (autopgd_base.py:655-668); `target_classes` is capped at the number of classes - 1. Each
+    target's run starts from its own random point. Costs target_classes * (steps + 1) passes
+    at most; a target is skipped once the whole batch is fooled.
+    """
+    _validate("dlr-targeted", norm, steps, eps, eot)
+    if not isinstance(target_classes, int) or target_classes < 1:
+        raise ValueError(f"target_classes must be an integer >= 1, got {target_classes!r}.")
+    x = tf.convert_to_tensor(x, tf.float32)
+    y = tf.cast(y, tf.int32)
+    logits = model(x, training=False)
+    num_classes = logits.shape[-1]
+    ranked = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
+    count = min(target_classes, num_classes - 1)
+    seed = tf.cast(seed, tf.int32)
+    fooled = tf.not_equal(ranked[:, 0], y)
+
+    def body(t, x_adv, fooled):
+        x_try = apgd(
+            model,
+            x,
+            y,
+            eps=eps,
+            steps=steps,
+            loss="dlr-targeted",
+            norm=norm,
+            seed=tf.random.experimental.stateless_fold_in(seed, t),
+            targets=ranked[:, t + 1],
+            eot=eot,
+        )
+        fooled_now = tf.not_equal(
+            tf.argmax(model(x_try, training=False), axis=-1, output_type=tf.int32), y
+        )
+        success = ~fooled & fooled_now
+        return t + 1, tf.where(_per_example(success, x), x_try, x_adv), fooled | fooled_now
+
+    _, x_adv, _ = tf.while_loop(
+        lambda t, _, fooled: (t < count) & ~tf.reduce_all(fooled),
+        body,
+        (tf.constant(0), x, fooled),
+        maximum_iterations=count,
+    )
+    return tf.stop_gradient(x_adv)

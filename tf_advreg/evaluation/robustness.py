@@ -15,10 +15,12 @@ import numpy as np
 import tensorflow as tf
 
 from tf_advreg import attacks
-from tf_advreg.evaluation.apgd import apgd
+from tf_advreg.evaluation.apgd import apgd, apgd_targeted
+from tf_advreg.evaluation.square import square
 
-ATTACKS = ("natural", "noise", "fgsm", "pgd", "pgd-cw", "apgd-ce", "apgd-dlr")
-ITERATIVE_ATTACKS = ("pgd", "pgd-cw", "apgd-ce", "apgd-dlr")
+ATTACKS = ("natural", "noise", "fgsm", "pgd", "pgd-cw", "apgd-ce", "apgd-dlr", "apgd-t", "square")
+# Attacks whose `steps` are iterations; for Square, `steps` counts queries.
+ITERATIVE_ATTACKS = ("pgd", "pgd-cw", "apgd-ce", "apgd-dlr", "apgd-t", "square")
 # Attacks that draw a random start or noise, so restarts change their result.
 _RANDOMIZED = ("noise", *ITERATIVE_ATTACKS)
 # Attacks that use the step size (APGD chooses its own).
@@ -39,6 +41,7 @@ class Attack:
     restarts: int = 1
     norm: str = "linf"
     seed: int = 0
+    eot: int = 1  # APGD gradients averaged per iterate, for randomized models
 
     def __post_init__(self):
         if self.name not in ATTACKS:
@@ -58,6 +61,10 @@ class Attack:
             raise ValueError(f"restarts must be >= 1, got {self.restarts}.")
         if self.norm not in attacks.GEOMETRIES:
             raise ValueError(f"norm must be one of {tuple(attacks.GEOMETRIES)}, got {self.norm!r}.")
+        if self.name == "square" and self.norm != "linf":
+            raise ValueError("square supports only --norm=linf so far.")
+        if self.eot < 1:
+            raise ValueError(f"eot must be >= 1, got {self.eot}.")
 
     @property
     def effective_restarts(self) -> int:
@@ -65,7 +72,8 @@ class Attack:
 
     def settings(self) -> dict:
         natural = self.name == "natural"
-        return {
+        eot = {"eot": self.eot} if self.eot > 1 else {}
+        return eot | {
             "eps": 0.0 if natural else self.eps,
             "norm": None if natural else self.norm,
             "steps": self.steps if self.name in ITERATIVE_ATTACKS else None,
@@ -96,10 +104,12 @@ def craft(model: Callable, x: tf.Tensor, y: tf.Tensor, attack: Attack, seed) -> 
             norm=attack.norm,
             seed=seed,
         )
-    loss = attack.name.removeprefix("apgd-")
-    return apgd(
-        model, x, y, eps=attack.eps, steps=attack.steps, loss=loss, norm=attack.norm, seed=seed
-    )
+    if attack.name == "square":
+        return square(model, x, y, eps=attack.eps, queries=attack.steps, seed=seed)[0]
+    settings = dict(eps=attack.eps, steps=attack.steps, norm=attack.norm, seed=seed, eot=attack.eot)
+    if attack.name == "apgd-t":
+        return apgd_targeted(model, x, y, **settings)
+    return apgd(model, x, y, loss=attack.name.removeprefix("apgd-"), **settings)
 
 
 @dataclasses.dataclass(frozen=True)

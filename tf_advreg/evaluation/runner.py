@@ -7,7 +7,7 @@ import time
 from absl import logging
 
 from tf_advreg import data
-from tf_advreg.evaluation import models, report, robustness, sanity
+from tf_advreg.evaluation import autoattack, models, report, robustness, sanity
 from tf_advreg.evaluation.robustness import Attack
 from tf_advreg.xla import resolve_jit_compile
 
@@ -49,7 +49,12 @@ def attacks_for(request: Request) -> tuple[list[Attack], bool]:
     """
     if request.thesis_metrics:
         return [Attack("natural"), THESIS_PGD], False
-    names = [name.strip() for name in request.attack.split(",") if name.strip()]
+    names = _attack_names(request)
+    if autoattack_version(request):
+        sequence = autoattack.attacks(
+            names[0], eps=request.eps, norm=request.norm, seed=request.seed
+        )
+        return [Attack("natural"), *sequence], False
     worst = robustness.WORST_CASE in names
     names = [name for name in names if name != robustness.WORST_CASE]
     if worst and not names:
@@ -63,6 +68,30 @@ def attacks_for(request: Request) -> tuple[list[Attack], bool]:
         seed=request.seed,
     )
     return [Attack(name, **settings) for name in dict.fromkeys(["natural", *names])], worst
+
+
+def _attack_names(request: Request) -> list[str]:
+    return [name.strip() for name in request.attack.split(",") if name.strip()]
+
+
+def autoattack_version(request: Request) -> str | None:
+    """The AutoAttack version asked for (autoattack, autoattack-rand), or None.
+
+    AutoAttack is a fixed protocol, so it runs alone: other attacks, --steps and --restarts
+    do not apply to it.
+    """
+    if request.thesis_metrics:
+        return None
+    names = _attack_names(request)
+    versions = [name for name in names if name in autoattack.VERSIONS]
+    if not versions:
+        return None
+    if len(names) > 1:
+        raise ValueError(
+            f"--attack={versions[0]} is a fixed protocol and runs alone; "
+            f"drop {', '.join(n for n in names if n != versions[0])} from --attack."
+        )
+    return versions[0]
 
 
 def run(request: Request) -> dict:
@@ -79,6 +108,7 @@ def run(request: Request) -> dict:
         raise ValueError("--transfer_model is used by the sanity checks: add --sanity_checks.")
     jit_compile = resolve_jit_compile(request.jit_compile)
     attacks, worst = attacks_for(request)
+    version = autoattack_version(request)
     sanity_attack = _sanity_attack(attacks) if request.sanity_checks else None
     splits = THESIS_SPLITS if request.thesis_metrics else (request.split,)
     if request.model is not None:
@@ -120,14 +150,26 @@ def run(request: Request) -> dict:
     for model in loaded:
         for split in splits:
             began = time.perf_counter()
-            outcomes = robustness.evaluate(
-                model.classifier, batches[split], attacks, jit_compile=jit_compile
-            )
+            extra = {}
+            if version:
+                outcomes, extra["autoattack"] = autoattack.evaluate(
+                    model.classifier,
+                    batches[split],
+                    version,
+                    attacks[1:],
+                    batch_size=request.batch_size,
+                    jit_compile=jit_compile,
+                )
+            else:
+                outcomes = robustness.evaluate(
+                    model.classifier, batches[split], attacks, jit_compile=jit_compile
+                )
             if worst:
                 outcomes.append(robustness.worst_case(outcomes))
             identity = data_identity(split, len(outcomes[0].correct))
             elapsed = time.perf_counter() - began
-            records.append(report.evaluation_record(model.identity(), identity, outcomes, elapsed))
+            record = report.evaluation_record(model.identity(), identity, outcomes, elapsed)
+            records.append(record | extra)
             logging.info("Evaluated %s on %s in %.1f s.", model.path, split, elapsed)
 
     sanity_checks = None

@@ -1,0 +1,177 @@
+"""Independent float64 NumPy implementations of APGD, APGD-T and Square for a linear model
+logits = flatten(x) @ w + b, written from the authors' PyTorch code (fra31/auto-attack), loop
+for loop, to check the TensorFlow attacks against. Gradients are closed-form."""
+
+import math
+
+import numpy as np
+
+
+def logits(w, b, x):
+    return x.reshape(len(x), -1) @ w + b
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def loss_and_grad(w, b, x, y, loss, targets=None):
+    """Per-example loss and its gradient with respect to x."""
+    z = logits(w, b, x)
+    n = np.arange(len(y))
+    order = np.sort(z, axis=1)
+    if loss == "ce":
+        p = _softmax(z)
+        value = -np.log(p[n, y])
+        dz = p.copy()
+        dz[n, y] -= 1.0
+    else:
+        dz = np.zeros_like(z)
+        if loss == "dlr":
+            top = np.argsort(z, axis=1)
+            other = np.where(top[:, -1] == y, top[:, -2], top[:, -1])
+            third = top[:, -3]
+            denominator = z[n, top[:, -1]] - z[n, third] + 1e-12
+            numerator = z[n, y] - z[n, other]
+            value = -numerator / denominator
+            np.add.at(dz, (n, y), -1.0 / denominator)
+            np.add.at(dz, (n, other), 1.0 / denominator)
+            np.add.at(dz, (n, top[:, -1]), numerator / denominator**2)
+            np.add.at(dz, (n, third), -numerator / denominator**2)
+        else:  # targeted DLR
+            top = np.argsort(z, axis=1)
+            denominator = order[:, -1] - 0.5 * (order[:, -3] + order[:, -4]) + 1e-12
+            numerator = z[n, y] - z[n, targets]
+            value = -numerator / denominator
+            np.add.at(dz, (n, y), -1.0 / denominator)
+            np.add.at(dz, (n, targets), 1.0 / denominator)
+            np.add.at(dz, (n, top[:, -1]), numerator / denominator**2)
+            np.add.at(dz, (n, top[:, -3]), -0.5 * numerator / denominator**2)
+            np.add.at(dz, (n, top[:, -4]), -0.5 * numerator / denominator**2)
+        # Where y ranks third the DLR loss is the constant 1: its two gradient terms cancel.
+        # TensorFlow's float32 arithmetic gets exactly 0 there; make float64 round it to 0 too.
+        dz[np.abs(dz) < 1e-9] = 0.0
+    grad = (dz @ w.T).reshape(x.shape)
+    return value, grad, z.argmax(axis=1) == y
+
+
+def _project(x_adv, x, eps, norm):
+    if norm == "linf":
+        return np.clip(np.clip(x_adv, x - eps, x + eps), 0.0, 1.0)
+    delta = (x_adv - x).reshape(len(x), -1)
+    length = np.linalg.norm(delta, axis=1, keepdims=True)
+    delta = delta / (length + 1e-12) * np.minimum(eps, length)
+    return np.clip(x + delta.reshape(x.shape), 0.0, 1.0)
+
+
+def _step(x_adv, grad, step_size, norm):
+    if norm == "linf":
+        return x_adv + step_size * np.sign(grad)
+    flat = grad.reshape(len(grad), -1)
+    unit = flat / (np.linalg.norm(flat, axis=1, keepdims=True) + 1e-12)
+    return x_adv + step_size * unit.reshape(grad.shape)
+
+
+def apgd(w, b, x, y, start, eps, steps, norm="linf", loss="ce", targets=None):
+    """APGD's single run (attack_single_run) from `start`; returns the last misclassified
+    iterate (x_best_adv) or, where there is none, the highest-loss one (x_best), and which
+    examples were fooled."""
+    shape = [-1] + [1] * (x.ndim - 1)
+    n_iter_2, n_iter_min = max(int(0.22 * steps), 1), max(int(0.06 * steps), 1)
+    size_decr = max(int(0.03 * steps), 1)
+    x_adv = start.copy()
+    x_best, x_best_adv = x_adv.copy(), x_adv.copy()
+    loss_steps = np.zeros([steps, len(x)])
+    value, grad, correct = loss_and_grad(w, b, x_adv, y, loss, targets)
+    acc = correct.copy()
+    grad_best, loss_best = grad.copy(), value.copy()
+    step_size = 2.0 * eps * np.ones(len(x))
+    x_adv_old = x_adv.copy()
+    k, counter3 = n_iter_2, 0
+    loss_best_last_check, reduced_last_check = loss_best.copy(), np.ones(len(x), bool)
+    for i in range(steps):
+        grad2 = x_adv - x_adv_old
+        x_adv_old = x_adv.copy()
+        a = 0.75 if i > 0 else 1.0
+        x_adv_1 = _project(_step(x_adv, grad, step_size.reshape(shape), norm), x, eps, norm)
+        x_adv = _project(x_adv + (x_adv_1 - x_adv) * a + grad2 * (1 - a), x, eps, norm)
+        value, grad, correct = loss_and_grad(w, b, x_adv, y, loss, targets)
+        acc &= correct
+        x_best_adv[~correct] = x_adv[~correct]
+        loss_steps[i] = value
+        better = value > loss_best
+        x_best[better], grad_best[better], loss_best[better] = (
+            x_adv[better],
+            grad[better],
+            value[better],
+        )
+        counter3 += 1
+        if counter3 == k:
+            t = sum((loss_steps[i - c] > loss_steps[i - c - 1]).astype(float) for c in range(k))
+            oscillation = t <= k * 0.75
+            no_improvement = ~reduced_last_check & (loss_best_last_check >= loss_best)
+            reduce = oscillation | no_improvement
+            reduced_last_check, loss_best_last_check = reduce.copy(), loss_best.copy()
+            step_size[reduce] /= 2.0
+            x_adv[reduce], grad[reduce] = x_best[reduce], grad_best[reduce]
+            k = max(k - size_decr, n_iter_min)
+            counter3 = 0
+    return np.where((~acc).reshape(shape), x_best_adv, x_best), ~acc
+
+
+def random_start(x, eps, norm, rng):
+    """APGD's start (autopgd_base.py:204-213), from NumPy's generator."""
+    shape = [-1] + [1] * (x.ndim - 1)
+    if norm == "linf":
+        t = rng.uniform(-1, 1, x.shape)
+        scale = np.abs(t).reshape(len(x), -1).max(axis=1)
+    else:
+        t = rng.normal(size=x.shape)
+        scale = np.linalg.norm(t.reshape(len(x), -1), axis=1)
+    return np.clip(x + eps * t / (scale.reshape(shape) + 1e-12), 0.0, 1.0)
+
+
+def apgd_targeted(w, b, x, y, eps, steps, norm, rng, target_classes=9):
+    """APGD-T's perturb: one run per target class, each on the examples still robust."""
+    ranked = np.argsort(-logits(w, b, x), axis=1, kind="stable")
+    robust = ranked[:, 0] == y
+    x_adv = x.copy()
+    for t in range(1, min(target_classes, w.shape[1] - 1) + 1):
+        idx = np.flatnonzero(robust)
+        if not len(idx):
+            break
+        start = random_start(x[idx], eps, norm, rng)
+        adv, fooled = apgd(w, b, x[idx], y[idx], start, eps, steps, norm, "dlr-t", ranked[idx, t])
+        x_adv[idx[fooled]] = adv[fooled]
+        robust[idx[fooled]] = False
+    return x_adv, robust
+
+
+def square_linf(w, b, x, y, eps, queries, rng, p_init=0.8):
+    """Square's L-inf single run (square.py:233-300), x NHWC; returns (x_best, fooled)."""
+    n, h, wd, c = x.shape
+
+    def margin(images):
+        z = logits(w, b, images)
+        true = z[np.arange(len(z)), y].copy()
+        z[np.arange(len(z)), y] = -np.inf
+        return true - z.max(axis=1)
+
+    x_best = np.clip(x + eps * rng.choice([-1.0, 1.0], size=(n, 1, wd, c)), 0.0, 1.0)
+    margin_min = margin(x_best)
+    for i in range(queries):
+        active = margin_min > 0
+        if not active.any():
+            break
+        it = int(i / queries * 10000)
+        p = p_init / 2 ** sum(it > m for m in (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000))
+        s = max(int(round(math.sqrt(p * h * wd))), 1)
+        vh, vw = int(rng.uniform() * (h - s)), int(rng.uniform() * (wd - s))
+        change = np.zeros((h, wd, c))
+        change[vh : vh + s, vw : vw + s] = 2.0 * eps * rng.choice([-1.0, 1.0], size=c)
+        x_new = np.clip(np.clip(x_best + change, x - eps, x + eps), 0.0, 1.0)
+        margin_new = margin(x_new)
+        keep = active & ((margin_new < margin_min) | (margin_new <= 0))
+        x_best[keep], margin_min[keep] = x_new[keep], margin_new[keep]
+    return x_best, margin_min <= 0
