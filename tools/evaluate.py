@@ -88,13 +88,32 @@ _TRANSFER_MODEL = flags.DEFINE_string(
 _TRUST_MODEL = flags.DEFINE_bool("trust_model", False, models.TRUST_MODEL_HELP)
 _OUTPUT = flags.DEFINE_string("output", None, "Write the results as JSON here.")
 _CSV = flags.DEFINE_string("csv", None, "Write one CSV row per (model, split, attack) here.")
+_ROBUSTBENCH_JSON = flags.DEFINE_string(
+    "robustbench_json",
+    None,
+    "With --attack=autoattack: write the fields of a RobustBench model card (clean and "
+    "AutoAttack accuracy, eps, threat model, architecture, data) as JSON here.",
+)
+_ARCHITECTURE = flags.DEFINE_string(
+    "architecture", None, "Architecture name for --robustbench_json (e.g. ResNet-18)."
+)
 _JIT_COMPILE = flags.DEFINE_enum(
     "jit_compile",
     "auto",
     list(JIT_COMPILE_CHOICES),
     JIT_COMPILE_HELP,
 )
-_WRITERS = ((_OUTPUT, report.write_json), (_CSV, report.write_csv))
+
+
+def _write_robustbench(doc: dict, path: str) -> None:
+    report.write_json(report.robustbench_record(doc, _ARCHITECTURE.value), path)
+
+
+_WRITERS = (
+    (_OUTPUT, report.write_json),
+    (_CSV, report.write_csv),
+    (_ROBUSTBENCH_JSON, _write_robustbench),
+)
 
 
 def _request() -> runner.Request:
@@ -132,7 +151,14 @@ def main(argv):
     try:
         for path, _ in outputs:  # before the evaluation, which may take hours
             files.check_writable(path.value)
-        doc = runner.run(_request())
+        request = _request()
+        if _ROBUSTBENCH_JSON.value and (
+            runner.autoattack_version(request) is None or request.model is None
+        ):
+            raise ValueError(
+                "--robustbench_json needs --attack=autoattack (or autoattack-rand) on one --model."
+            )
+        doc = runner.run(request)
     except (ValueError, OSError) as error:
         logging.debug("Full traceback:", exc_info=True)
         sys.exit(f"error: {error}")

@@ -14,6 +14,9 @@ from tf_advreg.evaluation.apgd import apgd, apgd_targeted, random_start, targete
 from tf_advreg.evaluation.square import square, window_sizes
 
 EPS = 0.1
+# Identity records for report documents (the parts robustbench_record reads).
+MODEL = {"fingerprint": "linear-digits"}
+DATA = {"dataset": "digits", "split": "test", "num_examples": 128}
 
 
 @pytest.fixture(scope="module")
@@ -141,11 +144,16 @@ def test_autoattack_sequence_invariants(linear):
     assert record["robust_accuracy"] == final.accuracy <= natural.accuracy
     assert record["attacks"][0]["broken"] > 0
     doc = report.document(
-        [report.evaluation_record({}, {}, outcomes, 1.0) | {"autoattack": record}], None, 1.0
+        [report.evaluation_record(MODEL, DATA, outcomes, 1.0) | {"autoattack": record}], None, 1.0
     )
     schema = report.schema()
     evaluation_schema = schema["$defs"]["autoattack"] | {"$defs": schema["$defs"]}
     jsonschema.validate(doc["evaluations"][0]["autoattack"], evaluation_schema)
+    card = report.robustbench_record(doc, "linear")
+    assert card["autoattack_acc"] == round(100 * final.accuracy, 2)
+    assert card["clean_acc"] == round(100 * natural.accuracy, 2)
+    assert (card["eps"], card["threat_model"], card["architecture"]) == (0.05, "Linf", "linear")
+    assert (card["dataset"], card["n_examples"]) == ("digits", 128)
 
 
 def test_autoattack_versions():

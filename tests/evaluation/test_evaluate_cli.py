@@ -165,6 +165,18 @@ def test_bad_model_path_is_one_line_without_traceback(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path} is not a model")
 
 
+def test_robustbench_json_needs_autoattack(tmp_path):
+    card = tmp_path / "card.json"
+    result = _command(
+        "tools.evaluate", "--model=/nonexistent", "--attack=pgd", f"--robustbench_json={card}"
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --robustbench_json needs --attack=autoattack (or autoattack-rand) on one --model."
+    )
+    assert not card.exists()
+
+
 @pytest.fixture(scope="module")
 def wrong_shape_model(tmp_path_factory):
     network = resnet18(num_classes=10, width=2, input_shape=(16, 16, 3))

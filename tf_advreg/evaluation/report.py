@@ -71,6 +71,38 @@ def document(
     return doc
 
 
+_THREAT_MODELS = {"linf": "Linf", "l2": "L2"}
+
+
+def robustbench_record(doc: dict, architecture: str | None = None) -> dict:
+    """The fields of a RobustBench model card, from a document with one AutoAttack evaluation.
+
+    Accuracies are percentages rounded to 2 decimals, as RobustBench lists them.
+    """
+    evaluations = [e for e in doc["evaluations"] if "autoattack" in e]
+    if len(evaluations) != 1:
+        raise ValueError(
+            "--robustbench_json needs exactly one AutoAttack evaluation: "
+            "use --attack=autoattack (or autoattack-rand) with --model."
+        )
+    (evaluation,) = evaluations
+    autoattack = evaluation["autoattack"]
+    return {
+        "clean_acc": round(100 * autoattack["clean_accuracy"], 2),
+        "autoattack_acc": round(100 * autoattack["robust_accuracy"], 2),
+        "eps": autoattack["eps"],
+        "threat_model": _THREAT_MODELS[autoattack["norm"]],
+        "architecture": architecture,
+        "dataset": evaluation["data"]["dataset"],
+        "split": evaluation["data"]["split"],
+        "n_examples": evaluation["data"]["num_examples"],
+        "attacks": [stage["attack"] for stage in autoattack["attacks"]],
+        "version": autoattack["version"],
+        "model_fingerprint": evaluation["model"]["fingerprint"],
+        "evaluated_with": f"tf_advreg {doc['tf_advreg_version']}",
+    }
+
+
 def schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
 
