@@ -14,8 +14,8 @@ from tf_advreg.evaluation.apgd import apgd, apgd_targeted, random_start, targete
 from tf_advreg.evaluation.square import square, window_sizes
 
 EPS = 0.1
-# Identity records for report documents (the parts robustbench_record reads).
-MODEL = {"fingerprint": "linear-digits"}
+# Identity records for report documents (the parts the text table and card read).
+MODEL = {"path": "linear", "epoch": None, "fingerprint": "linear-digits"}
 DATA = {"dataset": "digits", "split": "test", "num_examples": 128}
 
 
@@ -149,6 +149,8 @@ def test_autoattack_sequence_invariants(linear):
     schema = report.schema()
     evaluation_schema = schema["$defs"]["autoattack"] | {"$defs": schema["$defs"]}
     jsonschema.validate(doc["evaluations"][0]["autoattack"], evaluation_schema)
+    text = report.format_results(doc)
+    assert f"autoattack: clean {100 * natural.accuracy:.2f} % -> apgd-ce" in text
     card = report.robustbench_record(doc, "linear")
     assert card["autoattack_acc"] == round(100 * final.accuracy, 2)
     assert card["clean_acc"] == round(100 * natural.accuracy, 2)

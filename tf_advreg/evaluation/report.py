@@ -172,7 +172,18 @@ def format_results(doc: dict) -> str:
             )
         )
     models = sorted({e["model"]["path"] for e in doc["evaluations"]})
-    return "\n".join([f"model: {m}" for m in models] + [_table(header, rows)])
+    sequences = [_autoattack_line(e["autoattack"]) for e in doc["evaluations"] if "autoattack" in e]
+    return "\n".join([f"model: {m}" for m in models] + [_table(header, rows)] + sequences)
+
+
+def _autoattack_line(record: dict) -> str:
+    """The sequence in one line: accuracy after each attack, and its throughput."""
+    steps = [f"clean {100 * record['clean_accuracy']:.2f} %"] + [
+        f"{stage['attack']} {100 * stage['robust_accuracy']:.2f} % "
+        f"({stage['examples_per_second'] or 0:.1f} ex/s)"
+        for stage in record["attacks"]
+    ]
+    return f"{record['version']}: " + " -> ".join(steps)
 
 
 def format_checks(sanity: dict) -> str:
