@@ -47,7 +47,7 @@ def example_grid(
         ("clean", clean, clean_predictions),
         ("adversarial", adversarial, adversarial_predictions),
         (
-            f"perturbation\n(±{eps:g} → black..white)",
+            f"perturbation\n±{eps:g}",
             perturbation_image(clean, adversarial, eps),
             None,
         ),
