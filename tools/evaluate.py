@@ -6,6 +6,8 @@
     python -m tools.evaluate --model=runs/x --thesis_metrics --subset=1000 --output=x.json
     python -m tools.evaluate --checkpoints=runs/x/pretrain --thesis_metrics --csv=series.csv
     python -m tools.evaluate --model=runs/x --sanity_checks --transfer_model=runs/y
+    python -m tools.evaluate --model=runs/x --examples=pictures/ --attack=pgd,apgd-ce
+    python -m tools.evaluate --model=runs/x,runs/y --eps_curve=0,0.01,0.02,0.03,0.05
 
 Flags map one to one onto tf_advreg.evaluation.runner.Request.
 
@@ -23,12 +25,14 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from tf_advreg import files  # noqa: E402
-from tf_advreg.evaluation import models, report, runner  # noqa: E402
+from tf_advreg.evaluation import models, pictures, report, runner  # noqa: E402
 from tf_advreg.xla import JIT_COMPILE_CHOICES, JIT_COMPILE_HELP  # noqa: E402
 
 _DEFAULTS = runner.Request()
 _MODEL = flags.DEFINE_string(
-    "model", None, "SavedModel directory, checkpoint directory or training workdir."
+    "model",
+    None,
+    "SavedModel directory, checkpoint directory or training workdir; several, comma-separated.",
 )
 _CHECKPOINTS = flags.DEFINE_string(
     "checkpoints",
@@ -103,6 +107,21 @@ _JIT_COMPILE = flags.DEFINE_enum(
     list(JIT_COMPILE_CHOICES),
     JIT_COMPILE_HELP,
 )
+_EXAMPLES = flags.DEFINE_string(
+    "examples",
+    None,
+    "Write here a PNG grid per attack of the first examples: clean, adversarial, perturbation "
+    "magnified, with labels and predictions.",
+)
+_EPS_CURVE = flags.DEFINE_list(
+    "eps_curve",
+    [],
+    "Run each attack at every one of these eps (e.g. 0,0.01,0.02,0.03) and write accuracy "
+    "against eps, one curve per model, to --eps_curve_output .csv and .png.",
+)
+_EPS_CURVE_OUTPUT = flags.DEFINE_string(
+    "eps_curve_output", "eps_curve", "Path prefix of the --eps_curve files."
+)
 
 
 def _write_robustbench(doc: dict, path: str) -> None:
@@ -137,7 +156,15 @@ def _request() -> runner.Request:
         transfer_model=_TRANSFER_MODEL.value,
         trust_model=_TRUST_MODEL.value,
         jit_compile=_JIT_COMPILE.value,
+        eps_curve=tuple(_radius(value) for value in _EPS_CURVE.value),
     )
+
+
+def _radius(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--eps_curve takes numbers, e.g. 0,0.01,0.03; got {text!r}.") from None
 
 
 def main(argv):
@@ -147,17 +174,21 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
         # One tf.function per attack trips TensorFlow's note about retracing.
         tf.get_logger().setLevel("ERROR")
-    outputs = [(path, write) for path, write in _WRITERS if path.value]
+    outputs = [(path.value, write) for path, write in _WRITERS if path.value]
     try:
-        for path, _ in outputs:  # before the evaluation, which may take hours
-            files.check_writable(path.value)
         request = _request()
+        if request.eps_curve:
+            outputs.append((_EPS_CURVE_OUTPUT.value, pictures.write_eps_curve))
+        for path, _ in outputs:  # before the evaluation, which may take hours
+            files.check_writable(path)
         if _ROBUSTBENCH_JSON.value and (
-            runner.autoattack_version(request) is None or request.model is None
+            runner.autoattack_version(request) is None or len(runner.model_paths(request)) != 1
         ):
             raise ValueError(
                 "--robustbench_json needs --attack=autoattack (or autoattack-rand) on one --model."
             )
+        if _EXAMPLES.value:
+            files.check_writable(os.path.join(_EXAMPLES.value, "example.png"))
         doc = runner.run(request)
     except (ValueError, OSError) as error:
         logging.debug("Full traceback:", exc_info=True)
@@ -168,7 +199,9 @@ def main(argv):
         print(report.format_checks(doc["sanity_checks"]))
     try:  # after the tables are printed, so that a write failing now loses nothing shown
         for path, write in outputs:
-            write(doc, path.value)
+            write(doc, path)
+        if _EXAMPLES.value:
+            pictures.write_request_examples(request, doc, _EXAMPLES.value)
     except OSError as error:
         sys.exit(f"error: {error}")
     if "unreadable_checkpoints" in doc:

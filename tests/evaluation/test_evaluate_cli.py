@@ -250,3 +250,86 @@ def test_a_truncated_checkpoint_is_named_and_the_other_epochs_evaluated(workdir,
     assert [e["model"]["epoch"] for e in doc["evaluations"]] == [1]
     assert [c["path"] for c in doc["unreadable_checkpoints"]] == [str(weights.parent)]
     assert "natural" in result.stdout  # the table of epoch 1
+
+
+def test_eps_curve_runs_each_attack_at_each_eps_and_eps_0_is_natural(workdir):
+    last = workdir / "pretrain" / "checkpoints" / "epoch_0002"
+    request = dataclasses.replace(
+        BASE, model=f"{workdir},{last}", attack="pgd,fgsm", eps_curve=(0.0, 0.05, 0.2)
+    )
+    doc = runner.run(request)
+    assert len(doc["evaluations"]) == 2
+    for evaluation in doc["evaluations"]:
+        results = evaluation["results"]
+        assert [(r["attack"], r["settings"]["eps"]) for r in results] == [
+            ("natural", 0.0),
+            ("pgd", 0.0),
+            ("pgd", 0.05),
+            ("pgd", 0.2),
+            ("fgsm", 0.0),
+            ("fgsm", 0.05),
+            ("fgsm", 0.2),
+        ]
+        natural = results[0]["correct"]
+        assert results[1]["correct"] == natural and results[4]["correct"] == natural
+    jsonschema.validate(doc, report.schema())
+
+
+def test_cli_writes_example_grids_and_an_eps_curve_for_two_models(workdir, tmp_path):
+    last = workdir / "pretrain" / "checkpoints" / "epoch_0002"
+    result = _command(
+        "tools.evaluate",
+        f"--model={workdir},{last}",
+        "--dataset=digits",
+        "--subset=20",
+        "--attack=pgd",
+        "--steps=2",
+        "--step_size=0.05",
+        "--eps_curve=0,0.1",
+        f"--examples={tmp_path / 'pictures'}",
+        f"--eps_curve_output={tmp_path / 'curve'}",
+        "--jit_compile=false",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "model 1:" in result.stdout and "model 2:" in result.stdout
+    pngs = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png"))
+    assert pngs == sorted(
+        [
+            "curve.png",
+            f"pictures/{workdir.name}/pgd_eps0.1.png",
+            f"pictures/{workdir.name}/pgd_eps0.png",
+            "pictures/epoch_0002/pgd_eps0.1.png",
+            "pictures/epoch_0002/pgd_eps0.png",
+        ]
+    )
+    for png in tmp_path.rglob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.DictReader((tmp_path / "curve.csv").open()))
+    assert [(row["attack"], row["eps"]) for row in rows] == 2 * [
+        ("natural", "0.0"),
+        ("pgd", "0.0"),
+        ("pgd", "0.1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--eps_curve=0,0.o3"], "--eps_curve takes numbers"),
+        (["--eps_curve=0,1.5"], "eps must be in [0, 1]"),
+        (["--eps_curve=0,0.1", "--attack=pgd,strongest"], "--eps_curve draws one curve"),
+        (["--eps_curve=0,0.1", "--thesis_metrics"], "--eps_curve sweeps eps itself"),
+    ],
+)
+def test_bad_eps_curve_is_one_line_and_writes_nothing(workdir, tmp_path, flags, message):
+    prefix = tmp_path / "curve"
+    result = _command(
+        "tools.evaluate",
+        f"--model={workdir}",
+        "--dataset=digits",
+        f"--eps_curve_output={prefix}",
+        f"--examples={tmp_path / 'pictures'}",
+        *flags,
+    )
+    assert_one_line_error(result, message)
+    assert list(tmp_path.iterdir()) == []

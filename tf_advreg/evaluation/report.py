@@ -154,12 +154,17 @@ def _shown(value) -> str:
 
 
 def format_results(doc: dict) -> str:
+    """A text table; a model column (its index in the list above the table) when several."""
+    models = list(dict.fromkeys(e["model"]["path"] for e in doc["evaluations"]))
+    several = len(models) > 1
     header = ("epoch", "split", "attack", "eps", "steps", "restarts", "accuracy", "95% CI", "n")
+    header = ("model", *header) if several else header
     rows = []
     for row in _rows(doc):
         accuracy = "-" if row["accuracy"] is None else f"{100 * row['accuracy']:.2f} %"
         rows.append(
             (
+                *((str(models.index(row["model"]) + 1),) if several else ()),
                 _shown(row["epoch"]),
                 row["split"],
                 row["attack"],
@@ -171,9 +176,9 @@ def format_results(doc: dict) -> str:
                 f"{row['correct']}/{row['total']}",
             )
         )
-    models = sorted({e["model"]["path"] for e in doc["evaluations"]})
+    names = [f"model {i}: {m}" if several else f"model: {m}" for i, m in enumerate(models, 1)]
     sequences = [_autoattack_line(e["autoattack"]) for e in doc["evaluations"] if "autoattack" in e]
-    return "\n".join([f"model: {m}" for m in models] + [_table(header, rows)] + sequences)
+    return "\n".join(names + [_table(header, rows)] + sequences)
 
 
 def _autoattack_line(record: dict) -> str:

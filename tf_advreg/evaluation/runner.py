@@ -39,13 +39,15 @@ class Request:
     transfer_model: str | None = None
     trust_model: bool = False
     jit_compile: bool | str = "auto"  # "auto": XLA on GPUs and TPUs, not on CPUs
+    eps_curve: tuple[float, ...] = ()
 
 
 def attacks_for(request: Request) -> tuple[list[Attack], bool]:
     """The attacks to run, natural first, and whether to add the worst case over them.
 
     `request.attack` is comma-separated; "strongest" asks for the worst case, over the other
-    attacks named or, alone, over robustness.STRONGEST_DEFAULT.
+    attacks named or, alone, over robustness.STRONGEST_DEFAULT. With `request.eps_curve`,
+    each attack runs at every eps listed there instead of at `request.eps`.
     """
     if request.thesis_metrics:
         return [Attack("natural"), THESIS_PGD], False
@@ -60,14 +62,23 @@ def attacks_for(request: Request) -> tuple[list[Attack], bool]:
     if worst and not names:
         names = list(robustness.STRONGEST_DEFAULT)
     settings = dict(
-        eps=request.eps,
         steps=request.steps,
         step_size=request.step_size,
         restarts=request.restarts,
         norm=request.norm,
         seed=request.seed,
     )
-    return [Attack(name, **settings) for name in dict.fromkeys(["natural", *names])], worst
+    radii = request.eps_curve or (request.eps,)
+    attacks = [Attack("natural", eps=request.eps, **settings)]
+    attacks += [Attack(name, eps=eps, **settings) for name in names for eps in radii]
+    return list(dict.fromkeys(attacks)), worst
+
+
+def model_paths(request: Request) -> list[str]:
+    """The models `request.model` names: one path, or several separated by commas."""
+    if request.model is None:
+        return []
+    return [path.strip() for path in request.model.split(",") if path.strip()]
 
 
 def _attack_names(request: Request) -> list[str]:
@@ -102,17 +113,27 @@ def run(request: Request) -> dict:
     start = time.perf_counter()
     if (request.model is None) == (request.checkpoints is None):
         raise ValueError("Pass exactly one of --model and --checkpoints.")
-    if request.sanity_checks and request.model is None:
-        raise ValueError("--sanity_checks evaluates one model: use it with --model.")
+    if request.sanity_checks and len(model_paths(request)) != 1:
+        raise ValueError("--sanity_checks evaluates one model: use it with one --model.")
     if request.transfer_model is not None and not request.sanity_checks:
         raise ValueError("--transfer_model is used by the sanity checks: add --sanity_checks.")
+    if request.eps_curve and (request.thesis_metrics or request.sanity_checks):
+        raise ValueError(
+            "--eps_curve sweeps eps itself: drop --thesis_metrics and --sanity_checks."
+        )
+    if request.eps_curve and robustness.WORST_CASE in request.attack:
+        raise ValueError(
+            f"--eps_curve draws one curve per attack: drop '{robustness.WORST_CASE}' from "
+            "--attack (the worst case over radii is the largest radius)."
+        )
     jit_compile = resolve_jit_compile(request.jit_compile)
     attacks, worst = attacks_for(request)
     version = autoattack_version(request)
     sanity_attack = _sanity_attack(attacks) if request.sanity_checks else None
     splits = THESIS_SPLITS if request.thesis_metrics else (request.split,)
     if request.model is not None:
-        loaded, unreadable = [models.load(request.model, request.trust_model)], []
+        paths = model_paths(request)
+        loaded, unreadable = [models.load(path, request.trust_model) for path in paths], []
     else:
         loaded, unreadable = _load_series(request.checkpoints)
     transfer = (
