@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from support import ROOT, TINY_TRAINING
+from support import ROOT, TINY_TRAINING, run_tool
 
 from tf_advreg.training import checkpoints
 
@@ -62,19 +62,24 @@ def start_workers(workdir, tmp_path, flags, ports):
     return processes
 
 
-def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path):
-    workdir = tmp_path / "run"
+def run_workers(workdir, tmp_path, flags) -> list[tuple[int, str, str]]:
+    """Two workers to the end (or the deadline): each one's exit code, stdout and stderr."""
     processes = []
     try:
-        processes = start_workers(workdir, tmp_path, MULTI_WORKER, free_ports(2))
+        processes = start_workers(workdir, tmp_path, flags, free_ports(2))
         deadline = time.monotonic() + DEADLINE_S
         outputs = [p.communicate(timeout=max(1, deadline - time.monotonic())) for p in processes]
     finally:
         for p in processes:
             p.kill()
             p.wait()
-    for p, (_, stderr) in zip(processes, outputs):
-        assert p.returncode == 0, stderr[-3000:]
+    return [(p.returncode, out, err) for p, (out, err) in zip(processes, outputs)]
+
+
+def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path):
+    workdir = tmp_path / "run"
+    for returncode, _, stderr in run_workers(workdir, tmp_path, MULTI_WORKER):
+        assert returncode == 0, stderr[-3000:]
 
     chief = workdir / "pretrain"
     assert (chief / "checkpoints" / "epoch_0001" / "network.weights.h5").is_file()
@@ -127,15 +132,38 @@ def test_a_killed_worker_stops_the_other_with_one_line_and_a_rerun_resumes(tmp_p
     assert "re-run each one's command" in error
     saved = len(checkpoints.list_checkpoints(chief))
 
-    processes = start_workers(workdir, tmp_path, flags, free_ports(2))
-    try:
-        deadline = time.monotonic() + DEADLINE_S
-        outputs = [p.communicate(timeout=max(1, deadline - time.monotonic())) for p in processes]
-    finally:
-        for p in processes:
-            p.kill()
-            p.wait()
-    for p, (_, stderr) in zip(processes, outputs):
-        assert p.returncode == 0, stderr[-3000:]
-    assert f"epochs {saved + 1}..2" in outputs[0][0]  # resumed after the chief's newest
+    outputs = run_workers(workdir, tmp_path, flags)
+    for returncode, _, stderr in outputs:
+        assert returncode == 0, stderr[-3000:]
+    assert f"epochs {saved + 1}..2" in outputs[0][1]  # resumed after the chief's newest
     assert [json.loads(line)["epoch"] for line in (chief / "metrics.jsonl").open()] == [1, 2]
+
+
+@pytest.mark.slow
+def test_two_workers_match_one_device_with_weight_decay(tmp_path):
+    """Each worker adds its share of the decay: two workers take the single-device step.
+
+    One step of natural training with synchronized BatchNorm and no augmentation, so that
+    nothing else (per-replica attack starts, batch statistics) separates the two runs.
+    """
+    flags = (
+        *(f for f in MULTI_WORKER if not f.startswith("--pretrain_subset")),
+        "--pretrain_subset=100",
+        "--pretrain_objective=natural",
+        "--augment=none",
+        "--weight_decay=0.05",
+        "--eval_every=0",
+    )
+    outputs = run_workers(tmp_path / "workers", tmp_path, flags)
+    for returncode, _, stderr in outputs:
+        assert returncode == 0, stderr[-3000:]
+    single = [f.replace("--strategy=multi_worker", "--strategy=default") for f in flags]
+    finished = run_tool("train", f"--workdir={tmp_path / 'single'}", *single)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+    workers, one_device = (
+        checkpoints.build_network(checkpoints.checkpoint_dir(tmp_path / run / "pretrain", 1))
+        for run in ("workers", "single")
+    )
+    for a, b in zip(workers.trainable_weights, one_device.trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
