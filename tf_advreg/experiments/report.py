@@ -6,6 +6,9 @@ seeds than asked. Our numbers stand beside the thesis's published ones (tf_advre
 /thesis_results.csv, all measured on CIFAR-10), with the difference of means only when ours
 are measured on CIFAR-10 too; on other data (digits) the thesis's numbers stay as a labelled
 reference. Figures draw the mean over seeds with a band from the lowest to the highest seed.
+Two layouts go beyond the thesis, its future work: `regularizers` (Tables D.1-D.4 and figures:
+each distance in place of KL) and `pretrain_size` (Table S.1 and a figure: accuracy after tuning
+against the pretraining sample size); they write tables and figures both.
 """
 
 import csv
