@@ -28,8 +28,12 @@ def get_config() -> ml_collections.ConfigDict:
     # Objectives: natural, robopt, trades, ar, alp, alp_kannan, mart; beta is the thesis's lambda.
     config.pretrain_objective = "robopt"
     config.pretrain_beta = 0.0
+    # The distance trades and ar regularize with: kl (the thesis's), symmetric_kl,
+    # total_variation, jensen_shannon (the thesis's future work).
+    config.pretrain_regularizer = "kl"
     config.tune_objective = "robopt"
     config.tune_beta = 0.0
+    config.tune_regularizer = "kl"
     config.tune_init_checkpoint = ""  # "": start tuning from this run's last pretrain checkpoint
 
     # Optimisation: 100 epochs per phase, batch 100, lr 0.1 (pretrain) and 0.001 (tune).

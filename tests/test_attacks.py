@@ -50,6 +50,7 @@ def test_zero_eps_or_steps_returns_input(untrained, kwargs):
         (dict(beta=-1.0), "beta must be >= 0, got -1.0"),
         (dict(loss="hinge"), "loss must be one of .* got 'hinge'"),
         (dict(norm="l1"), "norm must be one of .* got 'l1'"),
+        (dict(regularizer="l1"), "Unknown regularizer 'l1'; choose one of kl"),
     ],
 )
 def test_bad_arguments_name_the_argument(untrained, kwargs, message):
@@ -108,6 +109,49 @@ def test_pgd_raises_its_loss_above_clean_and_noise(digits_model, loss):
     adversarial = _attack_loss(network, adv_images, images, labels, loss)
     assert adversarial.mean() > clean.mean() + 0.1
     assert adversarial.mean() > noisy.mean() + 0.1
+
+
+@pytest.mark.parametrize("regularizer", sorted(losses.REGULARIZERS))
+def test_pgd_raises_each_regularizer(digits_model, regularizer):
+    """The TRADES attack ("kl") and AR's ("ce+kl") maximise the chosen distance: from
+    TRADES's 0.001 N(0, I) start each gets a gradient, total variation included."""
+    network, images, labels = digits_model
+    for loss in ("kl", "ce+kl"):
+        adv = attacks.pgd(
+            network,
+            images,
+            labels,
+            eps=0.1,
+            step_size=0.025,
+            steps=10,
+            loss=loss,
+            beta=1.0,
+            regularizer=regularizer,
+            seed=0,
+        )
+        logits_nat = network(images)
+        before = attacks.attack_loss(loss, logits_nat, labels, logits_nat, 1.0, regularizer)
+        after = attacks.attack_loss(loss, network(adv), labels, logits_nat, 1.0, regularizer)
+        assert after.numpy().mean() > before.numpy().mean() + 0.05, loss
+
+
+def test_total_variation_attack_without_random_start_stays_at_x(untrained):
+    """At x' = x, p = q exactly, |p - q| takes TensorFlow's subgradient 0, and sign(0) = 0: a
+    linf attack on total variation alone never leaves x without a random start. (The smooth
+    distances' gradients there are 0 only up to rounding, whose sign moves x' arbitrarily.)"""
+    network, images, labels = untrained
+    adv = attacks.pgd(
+        network,
+        images,
+        labels,
+        eps=EPS,
+        step_size=0.05,
+        steps=3,
+        loss="kl",
+        regularizer="total_variation",
+        random_start=False,
+    )
+    np.testing.assert_array_equal(adv.numpy(), images)
 
 
 def test_pgd_lowers_accuracy_more_than_fgsm_on_trained_model(digits_model):

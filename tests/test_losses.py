@@ -138,3 +138,105 @@ def test_mean_reduction_averages_over_global_batch_in_a_replica():
 def test_unknown_reduction_is_rejected():
     with pytest.raises(ValueError, match="reduction"):
         losses.cross_entropy(tf.zeros([2, 3]), [0, 1], reduction="sum")
+
+
+def _symmetric_kl(zp, zq):
+    return _kl(zp, zq) + _kl(zq, zp)
+
+
+def _total_variation(zp, zq):
+    return 0.5 * np.abs(np.exp(_log_softmax(zp)) - np.exp(_log_softmax(zq))).sum(axis=-1)
+
+
+def _jensen_shannon(zp, zq):
+    p, q = np.exp(_log_softmax(zp)), np.exp(_log_softmax(zq))
+    m = 0.5 * (p + q)
+
+    def kl_to_m(a):  # 0 log 0 = 0
+        return np.where(a > 0, a * (np.log(np.where(a > 0, a, 1.0)) - np.log(m)), 0.0).sum(-1)
+
+    return 0.5 * kl_to_m(p) + 0.5 * kl_to_m(q)
+
+
+DISTANCES = {
+    "kl": _kl,
+    "symmetric_kl": _symmetric_kl,
+    "total_variation": _total_variation,
+    "jensen_shannon": _jensen_shannon,
+}
+
+
+def test_every_regularizer_has_a_reference():
+    assert set(DISTANCES) == set(losses.REGULARIZERS)
+
+
+@pytest.mark.parametrize("scale", [1.0, 5.0, 50.0])
+@pytest.mark.parametrize("name", sorted(DISTANCES))
+def test_regularizers_match_numpy(name, scale):
+    nat, adv, _ = _logits(scale, seed=8 + sorted(DISTANCES).index(name))
+    got = losses.regularizer(name, tf.constant(nat, tf.float32), tf.constant(adv, tf.float32))
+    want = DISTANCES[name](nat, adv)
+    assert np.isfinite(got.numpy())
+    np.testing.assert_allclose(got.numpy(), want.mean(), rtol=1e-4, atol=1e-4)
+    per_example = losses.regularizer(name, nat, adv, reduction="none").numpy()
+    np.testing.assert_allclose(per_example, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(DISTANCES))
+@pytest.mark.parametrize("loss_fn, ce_side", [(losses.trades_loss, 0), (losses.ar_loss, 1)])
+def test_trades_and_ar_take_each_distance(name, loss_fn, ce_side):
+    nat, adv, labels = _logits(50.0, seed=12)
+    got = loss_fn(nat, adv, labels, 2.0, distance=name, reduction="none").numpy()
+    want = _ce((nat, adv)[ce_side], labels) + 2.0 * DISTANCES[name](nat, adv)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_symmetric_distances_are_symmetric_and_bounded():
+    nat, adv, _ = _logits(50.0, seed=13)
+    for name in ("symmetric_kl", "total_variation", "jensen_shannon"):
+        forward = losses.regularizer(name, nat, adv, reduction="none").numpy()
+        backward = losses.regularizer(name, adv, nat, reduction="none").numpy()
+        np.testing.assert_allclose(forward, backward, rtol=1e-5, atol=1e-6)
+    assert losses.total_variation(nat, adv, reduction="none").numpy().max() <= 1 + 1e-6
+    assert losses.jensen_shannon(nat, adv, reduction="none").numpy().max() <= np.log(2) + 1e-6
+
+
+@pytest.mark.parametrize("name", sorted(DISTANCES))
+def test_regularizer_gradients_at_equal_and_extreme_logits(name):
+    """At x' = x every distance is 0 with gradient 0 in z(x') (total variation: TensorFlow's
+    subgradient 0 of |t| at 0), which is why the TRADES attack starts off x; at +-50 the
+    gradient is finite."""
+    nat, adv, _ = _logits(3.0, seed=14)
+    same = tf.Variable(nat, dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        value = losses.regularizer(name, tf.constant(nat, tf.float32), same)
+    assert abs(value.numpy()) < 1e-6
+    np.testing.assert_allclose(tape.gradient(value, same).numpy(), 0.0, atol=1e-6)
+    nat, adv, _ = _logits(50.0, seed=15)
+    nat, adv = tf.Variable(nat, dtype=tf.float32), tf.Variable(adv, dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        value = losses.regularizer(name, nat, adv)
+    for grad in tape.gradient(value, [nat, adv]):
+        assert np.all(np.isfinite(grad.numpy()))
+
+
+def test_regularizer_gradients_match_float64_finite_differences():
+    nat, adv, _ = _logits(2.0, seed=16)
+    for name, reference in DISTANCES.items():
+        variable = tf.Variable(adv, dtype=tf.float64)
+        with tf.GradientTape() as tape:
+            value = losses.regularizer(name, tf.constant(nat), variable, reduction="none")
+            total = tf.reduce_sum(value)
+        grad = tape.gradient(total, variable).numpy()
+        step = 1e-4
+        bumped = adv.copy()
+        bumped[0, 3] += step
+        lowered = adv.copy()
+        lowered[0, 3] -= step
+        numeric = (reference(nat, bumped).sum() - reference(nat, lowered).sum()) / (2 * step)
+        np.testing.assert_allclose(grad[0, 3], numeric, rtol=1e-3, atol=1e-4, err_msg=name)
+
+
+def test_unknown_regularizer_is_rejected():
+    with pytest.raises(ValueError, match="Unknown regularizer 'hellinger'; choose one of kl"):
+        losses.regularizer("hellinger", tf.zeros([2, 3]), tf.zeros([2, 3]))

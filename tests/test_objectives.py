@@ -133,11 +133,35 @@ def test_each_evaluation_batch_gets_its_own_reproducible_random_start():
         (dict(attack_step_size=0.0), "step_size must be > 0"),
         (dict(norm="l7"), "norm must be one of"),
         (dict(weight_decay=-1e-4), "weight_decay must be >= 0"),
+        (dict(regularizer="hellinger"), "Unknown regularizer 'hellinger'"),
     ],
 )
 def test_bad_settings_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         objectives.Trades(_network(), **kwargs)
+
+
+def test_regularizer_is_refused_where_there_is_no_distance_to_swap():
+    with pytest.raises(ValueError, match="applies to trades and ar only"):
+        objectives.Mart(_network(), regularizer="total_variation")
+
+
+@pytest.mark.parametrize("name", ["trades", "ar"])
+def test_attack_and_update_use_the_regularizer(name):
+    """The training attack maximises, and the step minimises, the chosen distance: each distance
+    gives other adversarial images and other weights from the same start and seed."""
+    images, labels = separable_images(16, seed=1)
+    attacks, weights = {}, {}
+    for distance in ("kl", "total_variation"):
+        model = objectives.objective_class(name)(
+            _small_convnet(3), beta=3.0, regularizer=distance, seed=5, **ATTACK
+        )
+        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+        attacks[distance] = model.attack(images, labels).numpy()
+        model.fit(images, labels, batch_size=16, epochs=1, verbose=0, shuffle=False)
+        weights[distance] = model.network.weights[0].numpy()
+    assert np.abs(attacks["kl"] - attacks["total_variation"]).max() > 1e-3
+    assert not np.allclose(weights["kl"], weights["total_variation"])
 
 
 def test_unknown_objective_lists_the_valid_ones():

@@ -52,6 +52,61 @@ def kl_divergence(
     return _reduce(per_example, reduction)
 
 
+def symmetric_kl(logits_p: tf.Tensor, logits_q: tf.Tensor, *, reduction: str = "mean") -> tf.Tensor:
+    """KL(p || q) + KL(q || p): Jeffreys divergence, the same whichever side is natural."""
+    per_example = kl_divergence(logits_p, logits_q, reduction="none") + kl_divergence(
+        logits_q, logits_p, reduction="none"
+    )
+    return _reduce(per_example, reduction)
+
+
+def total_variation(
+    logits_p: tf.Tensor, logits_q: tf.Tensor, *, reduction: str = "mean"
+) -> tf.Tensor:
+    """1/2 sum_k |p_k - q_k|, in [0, 1]. Not differentiable where p_k = q_k: TensorFlow's
+    gradient of |t| at t = 0 is 0, so at x' = x the gradient is 0 (as KL's is there)."""
+    p = tf.nn.softmax(_float32(logits_p))
+    q = tf.nn.softmax(_float32(logits_q))
+    return _reduce(0.5 * tf.reduce_sum(tf.abs(p - q), axis=-1), reduction)
+
+
+def jensen_shannon(
+    logits_p: tf.Tensor, logits_q: tf.Tensor, *, reduction: str = "mean"
+) -> tf.Tensor:
+    """KL(p || m) / 2 + KL(q || m) / 2 with m = (p + q) / 2, in [0, log 2]; log m is a
+    logsumexp of log p and log q, finite however far apart the logits are."""
+    log_p = tf.nn.log_softmax(_float32(logits_p))
+    log_q = tf.nn.log_softmax(_float32(logits_q))
+    log_m = tf.reduce_logsumexp(tf.stack([log_p, log_q]), axis=0) - tf.math.log(2.0)
+    per_example = 0.5 * tf.reduce_sum(
+        tf.exp(log_p) * (log_p - log_m) + tf.exp(log_q) * (log_q - log_m), axis=-1
+    )
+    return _reduce(per_example, reduction)
+
+
+# The distances between p(x) and p(x') a logit-regularized objective (TRADES, AR) may use; the
+# thesis names as future work symmetric KL and total variation.
+REGULARIZERS = {
+    "kl": kl_divergence,
+    "symmetric_kl": symmetric_kl,
+    "total_variation": total_variation,
+    "jensen_shannon": jensen_shannon,
+}
+
+
+def check_regularizer(name: str) -> None:
+    if name not in REGULARIZERS:
+        raise ValueError(f"Unknown regularizer {name!r}; choose one of {', '.join(REGULARIZERS)}.")
+
+
+def regularizer(
+    name: str, logits_p: tf.Tensor, logits_q: tf.Tensor, *, reduction: str = "mean"
+) -> tf.Tensor:
+    """The distance `name` (a key of REGULARIZERS) between softmax(logits_p), softmax(logits_q)."""
+    check_regularizer(name)
+    return REGULARIZERS[name](logits_p, logits_q, reduction=reduction)
+
+
 def margin(logits: tf.Tensor, labels: tf.Tensor, *, reduction: str = "mean") -> tf.Tensor:
     """Carlini-Wagner margin max_{j != y} z_j - z_y: positive exactly when misclassified."""
     logits = _float32(logits)
@@ -67,11 +122,13 @@ def trades_loss(
     labels: tf.Tensor,
     beta: float,
     *,
+    distance: str = "kl",
     reduction: str = "mean",
 ) -> tf.Tensor:
-    """TRADES (Zhang et al. 2019): CE(z(x), y) + beta * KL(p(x) || p(x'))."""
-    per_example = cross_entropy(logits_nat, labels, reduction="none") + beta * kl_divergence(
-        logits_nat, logits_adv, reduction="none"
+    """TRADES (Zhang et al. 2019): CE(z(x), y) + beta * KL(p(x) || p(x')); `distance` names
+    another of REGULARIZERS in place of KL."""
+    per_example = cross_entropy(logits_nat, labels, reduction="none") + beta * regularizer(
+        distance, logits_nat, logits_adv, reduction="none"
     )
     return _reduce(per_example, reduction)
 
@@ -82,14 +139,16 @@ def ar_loss(
     labels: tf.Tensor,
     beta: float,
     *,
+    distance: str = "kl",
     reduction: str = "mean",
 ) -> tf.Tensor:
-    """Adversarial Regularization (thesis Alg. 3): CE(z(x'), y) + beta * KL(p(x) || p(x')).
+    """Adversarial Regularization (thesis Alg. 3): CE(z(x'), y) + beta * KL(p(x) || p(x'));
+    `distance` names another of REGULARIZERS in place of KL.
 
     With beta = 0 this is exactly the robust-optimization loss CE(z(x'), y).
     """
-    per_example = cross_entropy(logits_adv, labels, reduction="none") + beta * kl_divergence(
-        logits_nat, logits_adv, reduction="none"
+    per_example = cross_entropy(logits_adv, labels, reduction="none") + beta * regularizer(
+        distance, logits_nat, logits_adv, reduction="none"
     )
     return _reduce(per_example, reduction)
 

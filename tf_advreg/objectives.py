@@ -17,7 +17,10 @@ in one place. Everything else (logging, checkpoints) belongs in callbacks.
 | Mart(beta)                | CE(z(x'), y)           | BCE(p(x'), y) + beta KL (1 - p_y(x))  |
 
 gap_k = z_k(x') - z_k(x). AdversarialLogitPairing is the thesis's form (§2.2);
-KannanLogitPairing is what Kannan et al.'s code trains.
+KannanLogitPairing is what Kannan et al.'s code trains. Trades and AdversarialRegularization
+take `regularizer`, the distance in place of KL in both columns (losses.REGULARIZERS: kl,
+symmetric_kl, total_variation, jensen_shannon); the others have no distance between p(x) and
+p(x') to swap (ALP's is between logits, MART's KL is weighted) and accept only "kl".
 """
 
 from numbers import Real
@@ -44,12 +47,14 @@ class AdversarialModel(keras.Model):
     """
 
     attack_loss: str | None = "ce"
+    takes_regularizer = False  # whether `regularizer` may name another distance than KL
 
     def __init__(
         self,
         network: keras.Model,
         *,
         beta: float = 0.0,
+        regularizer: str = "kl",
         eps: float = 0.03,
         attack_steps: int = 10,
         attack_step_size: float = 0.007,
@@ -70,12 +75,19 @@ class AdversarialModel(keras.Model):
             loss=self.attack_loss or "ce",
             beta=beta,
             norm=norm,
+            regularizer=regularizer,
         )
+        if regularizer != "kl" and not self.takes_regularizer:
+            raise ValueError(
+                f"regularizer {regularizer!r} applies to trades and ar only; "
+                f"{type(self).__name__} takes regularizer 'kl'."
+            )
         validate_attack_args(eps=eps, step_size=eval_attack_step_size, steps=eval_attack_steps)
         if isinstance(weight_decay, Real) and weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
         self.network = network
         self.beta = float(beta)
+        self.regularizer = regularizer
         self.norm = norm
         self.random_start = random_start
         self.attack_steps = int(attack_steps)
@@ -152,6 +164,7 @@ class AdversarialModel(keras.Model):
             steps=self.eval_attack_steps if evaluation else self.attack_steps,
             loss="ce" if evaluation else self.attack_loss,
             beta=self.beta,
+            regularizer=self.regularizer,
             norm=self.norm,
             random_start=self.random_start,
             training=self.attack_bn_training and not evaluation,
@@ -228,15 +241,19 @@ class Trades(AdversarialModel):
     """Zhang et al. (2019): natural CE plus beta times the KL the attack maximised."""
 
     attack_loss = "kl"
+    takes_regularizer = True
 
     def training_loss(self, logits_nat, logits_adv, labels):
-        return losses.trades_loss(logits_nat, logits_adv, labels, self.beta, reduction="none")
+        return losses.trades_loss(
+            logits_nat, logits_adv, labels, self.beta, distance=self.regularizer, reduction="none"
+        )
 
 
 class AdversarialRegularization(AdversarialModel):
     """Thesis Alg. 3: the attack and the update share CE(z(x'), y) + beta KL(p(x) || p(x'))."""
 
     attack_loss = "ce+kl"
+    takes_regularizer = True
 
     @property
     def needs_natural_logits(self) -> bool:
@@ -247,7 +264,9 @@ class AdversarialRegularization(AdversarialModel):
     def training_loss(self, logits_nat, logits_adv, labels):
         if logits_nat is None:
             return losses.cross_entropy(logits_adv, labels, reduction="none")
-        return losses.ar_loss(logits_nat, logits_adv, labels, self.beta, reduction="none")
+        return losses.ar_loss(
+            logits_nat, logits_adv, labels, self.beta, distance=self.regularizer, reduction="none"
+        )
 
 
 class AdversarialLogitPairing(AdversarialModel):

@@ -44,8 +44,13 @@ _HELP = {
     "sync_batchnorm": "BatchNorm statistics over the global batch under a distribution strategy.",
     "pretrain_objective": "natural, robopt, trades, ar, alp, alp_kannan or mart.",
     "pretrain_beta": "Regularization weight (the thesis's lambda) of the pretrain objective.",
+    "pretrain_regularizer": (
+        "Distance between p(x) and p(x') of trades and ar: kl, symmetric_kl, total_variation or "
+        "jensen_shannon."
+    ),
     "tune_objective": "natural, robopt, trades, ar, alp, alp_kannan or mart.",
     "tune_beta": "Regularization weight of the tune objective.",
+    "tune_regularizer": "Distance of the tune objective (trades, ar): as pretrain_regularizer.",
     "tune_init_checkpoint": (
         "Checkpoint to tune from (empty: this run's last pretrain epoch); another class count "
         "keeps its body and gets a new classifier."

@@ -22,6 +22,10 @@ TABLE_5_TUNE = (
 # Figures 5-1..5-4 and Table 5.5: the thesis's three pretrain -> tune pairs.
 PAIRS = ((ROBOPT, ROBOPT), (("trades", 3.0), ("trades", 5.0)), (("ar", 1.0), ("ar", 5.0)))
 
+# The thesis's future work: other distances in place of KL, and other pretraining sizes.
+REGULARIZERS = ("kl", "symmetric_kl", "total_variation", "jensen_shannon")
+REGULARIZED = ("trades", "ar")
+
 Method = tuple[str, float]
 
 
@@ -56,3 +60,19 @@ def pairs() -> list[dict]:
 def subset_pairs(subset: int) -> list[dict]:
     """Table 5.5: the three pairs pretrained on the whole split and on a `subset` sample."""
     return [run | {"pretrain_subset": size} for size in (0, subset) for run in pairs()]
+
+
+def regularizer_grid() -> list[dict]:
+    """TRADES and AR at each lambda with each distance, and robust optimization (lambda = 0).
+    The KL entries are Figures 4-x's runs (same names), so a shared root trains them once."""
+    return [pretrain(ROBOPT)] + [
+        pretrain((objective, beta)) | {"pretrain_regularizer": regularizer}
+        for objective in REGULARIZED
+        for regularizer in REGULARIZERS
+        for beta in LAMBDAS
+    ]
+
+
+def pretrain_size_grid(sizes: tuple[int, ...]) -> list[dict]:
+    """The three pairs pretrained on each sample size (0: the whole split, Table 5.5's runs)."""
+    return [run | {"pretrain_subset": size} for size in sizes for run in pairs()]

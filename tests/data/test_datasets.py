@@ -159,6 +159,17 @@ def test_subset_handles_uneven_classes():
     assert len(data.balanced_subset(labels, 22, 3, seed=0)) == 22
 
 
+def test_smaller_subsets_are_inside_larger_ones():
+    """Pretraining-size experiments compare nested samples: 10k inside 25k inside 50k..."""
+    rng = np.random.default_rng(0)
+    labels = rng.permutation(np.repeat(np.arange(4), [3, 9, 12, 16]))
+    previous = set()
+    for size in range(1, len(labels) + 1):
+        chosen = set(data.balanced_subset(labels, size, 4, seed=7).tolist())
+        assert len(chosen) == size and previous <= chosen, size
+        previous = chosen
+
+
 @pytest.mark.parametrize(
     ("name", "kwargs", "names_in_message"),
     [

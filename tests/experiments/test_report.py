@@ -252,3 +252,61 @@ def test_a_root_without_the_experiments_runs_is_an_error_and_writes_nothing(tmp_
     with pytest.raises(ValueError, match=f"None of the experiment's 9 runs is under .*{root}"):
         report.write_report(load("thesis/table_4_1.py"), tmp_path / root, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_distance_tables_compare_each_distance_per_lambda(tmp_path, fabricate):
+    experiment = load("digits/regularizers.py")
+    finish_all(experiment, tmp_path, fabricate, skip=("trades5-total_variation-seed2",))
+    paths = report.write_report(experiment, tmp_path, tmp_path / "out")
+    assert sorted(p.name for p in paths) == sorted(
+        [f"table_D_{n}.{ext}" for n in range(1, 5) for ext in ("md", "csv")]
+        + [
+            f"fig_distances_{o}_{k}.png"
+            for o in ("trades", "ar")
+            for k in ("adversarial", "natural")
+        ]
+    )
+    markdown = (tmp_path / "out" / "table_D_1.md").read_text()
+    assert "# Table D.1: TRADES: adversarial test accuracy by distance and λ" in markdown
+    assert "| λ | kl | symmetric_kl | total_variation | jensen_shannon |" in markdown
+    # Robust optimization (lambda 0) fills every column: 0.5 + 15/1000 + mean seed 0.01; TRADES
+    # 5 is 0.05 lower and misses seed 2 with total variation only (mean of seeds 0, 1).
+    assert "| 0.0 | 0.5250 ± 0.0100 (n=3) | 0.5250 ± 0.0100 (n=3) |" in markdown
+    assert "| 5.0 | 0.4750 ± 0.0100 (n=3) | 0.4750 ± 0.0100 (n=3) | 0.4700 ± 0.0071 (n=2/3 †)" in (
+        markdown
+    )
+    assert (
+        "# Table D.4: AR: natural test accuracy" in (tmp_path / "out" / "table_D_4.md").read_text()
+    )
+    for path in paths:
+        if path.suffix == ".png":
+            assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 10_000
+
+
+def test_pretrain_size_table_and_figure_per_pair(tmp_path, fabricate):
+    """Each column is its size's runs: accuracy 0.4 + examples / 10^4 + seed / 100."""
+    experiment = load("digits/pretrain_size.py")
+    for run in grid.expand(experiment, tmp_path).runs:
+        value = 0.4 + report.pretrain_size(run.config) / 1e4 + run.config["seed"] / 100
+        fabricate(tmp_path, run, lambda epoch, v=value: {"test/adversarial_accuracy": v})
+    paths = report.write_report(experiment, tmp_path, tmp_path / "out")
+    assert sorted(p.name for p in paths) == [
+        "fig_pretrain_size.png",
+        "table_S_1.csv",
+        "table_S_1.md",
+    ]
+    markdown = (tmp_path / "out" / "table_S_1.md").read_text()
+    assert "| Pair / size | 50 | 150 | 300 | 550 | 997 |" in markdown
+    assert (
+        "| TRADES 3.0 → TRADES 5.0 | 0.4150 ± 0.0100 (n=3) | 0.4250 ± 0.0100 (n=3) | "
+        "0.4400 ± 0.0100 (n=3) | 0.4650 ± 0.0100 (n=3) | 0.5097 ± 0.0100 (n=3) |"
+    ) in markdown
+    assert (tmp_path / "out" / "fig_pretrain_size.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_the_size_experiments_nest_table_5_5s_runs(tmp_path):
+    """The whole split and Table 5.5's sample are cells of the size grid: one root, one run."""
+    for scale in ("thesis", "digits"):
+        sizes = grid.expand(load(f"{scale}/pretrain_size.py"), tmp_path).runs
+        table_5_5 = grid.expand(load(f"{scale}/table_5_5.py"), tmp_path).runs
+        assert {r.name for r in table_5_5} < {r.name for r in sizes}

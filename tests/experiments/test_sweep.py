@@ -29,6 +29,9 @@ SIZES = [
     ("tables_5_1_to_5_4.py", 5 + 30, 35),
     ("figures_5_1_to_5_4.py", 3 + 3, 3),
     ("table_5_5.py", 6 + 6, 6),
+    # The future work: 1 + 2 objectives x 4 distances x 8 lambdas; 3 pairs x 5 sizes.
+    ("regularizers.py", 65, 65),
+    ("pretrain_size.py", 15 + 15, 15),
 ]
 
 
@@ -53,6 +56,15 @@ def test_each_cell_runs_once_per_seed_and_tunes_from_its_own_seeds_pretraining(t
     assert "--seed=2" in sweep.command(cell.runs[2], "x.py", tmp_path)
     with pytest.raises(ValueError, match="at least 1"):
         grid.expand(load("thesis/figures_5_1_to_5_4.py"), tmp_path, seeds=0)
+
+
+def test_runs_name_their_distance_unless_it_is_kl(tmp_path):
+    """KL runs keep their names, so the distance grid reuses Figures 4-x's runs."""
+    names = {run.name for run in grid.expand(load("thesis/regularizers.py"), tmp_path).runs}
+    figures = grid.expand(load("thesis/figures_4_1_to_4_4.py"), tmp_path).runs
+    assert {run.name for run in figures} < names
+    assert {"trades3-total_variation-seed0", "ar0.1-jensen_shannon-seed0"} < names
+    assert "ar5-symmetric_kl-seed0" in names
 
 
 def test_lambda_zero_is_the_robust_optimization_baseline_in_both_chapter_4_tables(tmp_path):

@@ -46,6 +46,7 @@ def test_thesis_defaults_are_the_thesis_settings():
         ("test_split", "validation", "test_split: Unknown split 'validation' for 'digits'"),
         ("pretrain_subset", 5000, "pretrain_subset 5000 exceeds the 997 examples"),
         ("batch_size", 400, "batch_size 400 exceeds the 300 training examples of digits:tune"),
+        ("tune_regularizer", "hellinger", "Unknown tune_regularizer 'hellinger'; choose one of kl"),
     ],
 )
 def test_bad_fields_are_named(field, value, message):
@@ -81,6 +82,32 @@ def test_a_run_made_before_test_eval_subset_resumes(tmp_path):
     del saved["test_eval_subset"]
     (tmp_path / "config.json").write_text(json.dumps(saved))
     run_config.prepare_workdir(tmp_path, config, overwrite=False)  # no "different config"
+
+
+def test_a_run_made_before_the_regularizer_fields_resumes(tmp_path):
+    config = default.get_config()
+    saved = config.to_dict()
+    del saved["pretrain_regularizer"], saved["tune_regularizer"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    run_config.prepare_workdir(tmp_path, config, overwrite=False)  # no "different config"
+
+
+def test_a_regularizer_for_an_objective_without_one_is_named():
+    config = digits_demo.get_config()
+    config.pretrain_objective, config.pretrain_regularizer = "mart", "total_variation"
+    with pytest.raises(
+        ValueError, match="pretrain_regularizer 'total_variation' applies to trades"
+    ):
+        run_config.validate(config)
+
+
+def test_each_phase_has_its_own_regularizer():
+    config = digits_demo.get_config()
+    config.pretrain_objective, config.pretrain_regularizer = "trades", "jensen_shannon"
+    config.tune_objective, config.tune_regularizer = "ar", "symmetric_kl"
+    run_config.validate(config)
+    pretrain, tune = phases.phases_from_config(config)
+    assert (pretrain.regularizer, tune.regularizer) == ("jensen_shannon", "symmetric_kl")
 
 
 FOREIGN_DIRECTORIES = {

@@ -162,6 +162,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
         (["--tune_dataset=mnist"], "Unknown tune_dataset 'mnist'"),
         (["--eps=-0.1"], "eps must be in [0, 1]"),
         (["--tune_beta=-1"], "tune_beta must be >= 0"),
+        (["--tune_regularizer=hellinger"], "Unknown tune_regularizer 'hellinger'; choose one of"),
         (["--tune_init_checkpoint=/nonexistent/epoch_0003"], "is not a checkpoint"),
         (["--jit_compile=maybe"], "jit_compile must be one of auto, true, false"),
         (["--width=8"], "holds a run with a different config (width: 4 -> 8)"),

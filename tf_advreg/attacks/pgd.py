@@ -27,7 +27,7 @@ def _check_number(name: str, value, *, allow_zero: bool) -> None:
 
 
 def validate_attack_args(
-    *, eps, step_size, steps, loss: str = "ce", beta=0.0, norm: str = "linf"
+    *, eps, step_size, steps, loss: str = "ce", beta=0.0, norm: str = "linf", regularizer="kl"
 ) -> None:
     """Raises ValueError naming the first bad argument, its value and what is allowed."""
     _check_number("eps", eps, allow_zero=True)
@@ -40,18 +40,27 @@ def validate_attack_args(
         raise ValueError(f"loss must be one of {ATTACK_LOSSES}, got {loss!r}.")
     if norm not in GEOMETRIES:
         raise ValueError(f"norm must be one of {tuple(GEOMETRIES)}, got {norm!r}.")
+    losses.check_regularizer(regularizer)
 
 
 def attack_loss(
-    loss: str, logits_adv: tf.Tensor, labels: tf.Tensor, logits_nat: tf.Tensor | None, beta
+    loss: str,
+    logits_adv: tf.Tensor,
+    labels: tf.Tensor,
+    logits_nat: tf.Tensor | None,
+    beta,
+    regularizer: str = "kl",
 ) -> tf.Tensor:
-    """The per-example quantity an attack maximises."""
+    """The per-example quantity an attack maximises; "kl" and "ce+kl" use the distance
+    `regularizer` (losses.REGULARIZERS) in place of KL."""
     if loss == "ce":
         return losses.cross_entropy(logits_adv, labels, reduction="none")
     if loss == "kl":
-        return losses.kl_divergence(logits_nat, logits_adv, reduction="none")
+        return losses.regularizer(regularizer, logits_nat, logits_adv, reduction="none")
     if loss == "ce+kl":
-        return losses.ar_loss(logits_nat, logits_adv, labels, beta, reduction="none")
+        return losses.ar_loss(
+            logits_nat, logits_adv, labels, beta, distance=regularizer, reduction="none"
+        )
     return losses.margin(logits_adv, labels, reduction="none")
 
 
@@ -74,6 +83,7 @@ def pgd(
     steps: int,
     loss: str = "ce",
     beta=0.0,
+    regularizer: str = "kl",
     random_start: bool = True,
     norm: str = "linf",
     training: bool = False,
@@ -91,14 +101,28 @@ def pgd(
       loss: what the attack maximises: "ce" (robust optimization), "kl" (TRADES:
         KL(p(x) || p(x')), p(x) fixed), "ce+kl" (AR: CE(z(x'), y) + beta * KL), or "cw" (margin).
       beta: weight of the KL term for "ce+kl".
+      regularizer: the distance "kl" and "ce+kl" use in place of KL: kl, symmetric_kl,
+        total_variation or jensen_shannon (losses.REGULARIZERS).
       random_start: start uniformly in the ball ("kl": at x + 0.001 N(0, I), as TRADES does).
+        Every regularizer is minimal at x' = x. Without a random start, "kl" under linf
+        follows the sign of rounding noise for the smooth distances (their gradient there is 0
+        up to rounding) and never leaves x for total variation (|p - q| takes TensorFlow's
+        subgradient 0 at p = q, and sign(0) = 0).
       norm: "linf" or "l2".
       training: run BatchNorm in training mode during the attack (default: inference mode).
       track_best: return, per example, the iterate with the highest attack loss seen rather
         than the last one (costs one extra forward pass).
       seed: int or shape-[2] tensor for the random start; None draws a fresh one.
     """
-    validate_attack_args(eps=eps, step_size=step_size, steps=steps, loss=loss, beta=beta, norm=norm)
+    validate_attack_args(
+        eps=eps,
+        step_size=step_size,
+        steps=steps,
+        loss=loss,
+        beta=beta,
+        norm=norm,
+        regularizer=regularizer,
+    )
     x = tf.convert_to_tensor(x, tf.float32)
     if isinstance(steps, Real) and steps == 0:
         return x
@@ -114,7 +138,9 @@ def pgd(
     def loss_and_grad(x_adv):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x_adv)
-            per_example = attack_loss(loss, model(x_adv, training=training), y, logits_nat, beta)
+            per_example = attack_loss(
+                loss, model(x_adv, training=training), y, logits_nat, beta, regularizer
+            )
             # Summing keeps each example's gradient its own (examples do not interact).
             total = tf.reduce_sum(per_example)
         return per_example, tape.gradient(total, x_adv)
@@ -148,7 +174,9 @@ def pgd(
         maximum_iterations=steps,
     )
     if track_best:
-        final_loss = attack_loss(loss, model(x_adv, training=training), y, logits_nat, beta)
+        final_loss = attack_loss(
+            loss, model(x_adv, training=training), y, logits_nat, beta, regularizer
+        )
         x_adv, _ = keep_best(best_x, best_loss, x_adv, final_loss)
     return tf.stop_gradient(x_adv)
 

@@ -187,28 +187,35 @@ def split_size(name: str, split: str, data_dir: str | None = None) -> int:
     return sum(dataset_info.split_sizes[part] for part in split.split("+"))
 
 
+def _class_quotas(counts: np.ndarray, size: int) -> np.ndarray:
+    """Examples per class: dealt one per class per round, in class order, skipping classes
+    that ran out; so no class's quota shrinks when `size` grows."""
+    # After r full rounds the classes hold min(counts, r); take the most rounds that fit.
+    dealt = np.minimum(counts[None, :], np.arange(counts.max() + 1)[:, None]).sum(axis=1)
+    rounds = np.searchsorted(dealt, size, side="right") - 1
+    quotas = np.minimum(counts, rounds)
+    open_classes = np.flatnonzero(counts > rounds)
+    quotas[open_classes[: size - quotas.sum()]] += 1
+    return quotas
+
+
 def balanced_subset(labels: np.ndarray, size: int, num_classes: int, seed: int) -> np.ndarray:
     """Sorted positions of `size` examples, as close to equal per class as the data allows.
 
     Each class gets size // num_classes; the remainder goes one each to the lowest class ids
     that still have examples left, so the sample is balanced, seed-stable and still possible
-    when classes are uneven.
+    when classes are uneven. Nested: with one seed, a sample is part of every larger sample.
     """
     if not 0 < size <= len(labels):
         raise ValueError(
             f"subset={size} is not possible for a split of {len(labels)} examples; "
             f"choose a subset between 1 and {len(labels)}."
         )
-    counts = np.bincount(labels, minlength=num_classes)
-    quotas = np.zeros(num_classes, dtype=int)
-    while (missing := size - quotas.sum()) > 0:
-        open_classes = np.flatnonzero(quotas < counts)
-        share = np.full(len(open_classes), missing // len(open_classes))
-        share[: missing % len(open_classes)] += 1
-        quotas[open_classes] += np.minimum(share, counts[open_classes] - quotas[open_classes])
-    rng = np.random.default_rng(seed)
+    quotas = _class_quotas(np.bincount(labels, minlength=num_classes), size)
+    # Each class's examples in an order fixed by (seed, class) alone; a sample takes a prefix,
+    # so with one seed a smaller sample lies inside every larger one (quotas only grow).
     picked = [
-        rng.choice(np.flatnonzero(labels == label), quota, replace=False)
+        np.random.default_rng([seed, label]).permutation(np.flatnonzero(labels == label))[:quota]
         for label, quota in enumerate(quotas)
     ]
     return np.sort(np.concatenate(picked))

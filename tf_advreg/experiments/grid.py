@@ -83,8 +83,12 @@ def effective_config(base: ml_collections.ConfigDict, overrides: dict) -> dict:
     return config.to_dict()
 
 
-def _method(objective: str, beta: float) -> str:
-    return objective if beta == 0 else f"{objective}{beta:g}"
+def _method(config: dict, phase: str) -> str:
+    """E.g. robopt, trades3, ar5-total_variation (KL, the default distance, goes unnamed)."""
+    objective, beta = config[f"{phase}_objective"], config[f"{phase}_beta"]
+    name = objective if beta == 0 else f"{objective}{beta:g}"
+    regularizer = config[f"{phase}_regularizer"]
+    return name if regularizer == "kl" else f"{name}-{regularizer}"
 
 
 def tunes(config: dict) -> bool:
@@ -93,12 +97,13 @@ def tunes(config: dict) -> bool:
 
 
 def run_name(config: dict) -> str:
-    """E.g. trades0.4-seed0, robopt-seed1, trades3__trades5-seed0, ar1-sub50000__ar5-seed2."""
-    name = _method(config["pretrain_objective"], config["pretrain_beta"])
+    """E.g. trades0.4-seed0, robopt-seed1, trades3__trades5-seed0, ar1-sub50000__ar5-seed2,
+    trades3-symmetric_kl-seed0."""
+    name = _method(config, "pretrain")
     if config["pretrain_subset"]:
         name += f"-sub{config['pretrain_subset']}"
     if tunes(config):
-        name += "__" + _method(config["tune_objective"], config["tune_beta"])
+        name += "__" + _method(config, "tune")
     return f"{name}-seed{config['seed']}"
 
 

@@ -6,6 +6,9 @@ seeds than asked. Our numbers stand beside the thesis's published ones (tf_advre
 /thesis_results.csv, all measured on CIFAR-10), with the difference of means only when ours
 are measured on CIFAR-10 too; on other data (digits) the thesis's numbers stay as a labelled
 reference. Figures draw the mean over seeds with a band from the lowest to the highest seed.
+Two layouts go beyond the thesis, its future work: `regularizers` (Tables D.1-D.4 and figures:
+each distance in place of KL) and `pretrain_size` (Table S.1 and a figure: accuracy after tuning
+against the pretraining sample size); they write tables and figures both.
 """
 
 import csv
@@ -22,7 +25,7 @@ matplotlib.use("Agg")  # files only: no display on a cluster node
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from tf_advreg import files  # noqa: E402
+from tf_advreg import data, files  # noqa: E402
 from tf_advreg.experiments import grid, results, statistics, sweep, thesis  # noqa: E402
 from tf_advreg.experiments.grid import Cell  # noqa: E402
 
@@ -83,6 +86,7 @@ class Table:
     columns: list[str]
     seeds: int  # asked per cell
     row_labels: dict[str, str] = dataclasses.field(default_factory=dict)  # shown instead
+    caption: str = ""  # a table the thesis has not: its own caption (else thesis.CAPTIONS)
 
     def summary(self, key: tuple[str, str]) -> statistics.Summary:
         return statistics.summarize(list(self.ours.get(key, {}).values()))
@@ -107,7 +111,7 @@ class Table:
             return text
 
         lines = [
-            f"# Table {self.number}: {thesis.CAPTIONS[self.number]}",
+            f"# Table {self.number}: {self.caption or thesis.CAPTIONS[self.number]}",
             "",
             legend,
             "",
@@ -164,7 +168,9 @@ def _per_seed(by_seed: dict[int, dict], key: str) -> PerSeed:
     return {seed: metrics[key] for seed, metrics in by_seed.items() if key in metrics}
 
 
-def _grid_table(number: str, corner: str, cells: dict, rows: list, columns: list, seeds: int):
+def _grid_table(
+    number: str, corner: str, cells: dict, rows: list, columns: list, seeds: int, caption=""
+):
     return Table(
         number,
         corner,
@@ -172,6 +178,7 @@ def _grid_table(number: str, corner: str, cells: dict, rows: list, columns: list
         list(dict.fromkeys(rows)),
         list(dict.fromkeys(columns)),
         seeds,
+        caption=caption,
     )
 
 
@@ -237,7 +244,7 @@ def forgetting_table(sweep_: grid.Sweep, root: Path) -> Table:
     sample, as pretrain_train); the thesis publishes no numbers for it."""
     cells: dict[tuple[str, str], PerSeed] = {}
     for cell in sweep_.entries:
-        pair = f"{_pretrain_label(cell.config)} → {_tune_label(cell.config)}"
+        pair = _pair_label(cell.config)
         for run in cell.runs:
             if not run.needs or any(
                 sweep.status(r, root) is not sweep.Status.FINISHED
@@ -253,8 +260,67 @@ def forgetting_table(sweep_: grid.Sweep, root: Path) -> Table:
                     "train/adversarial_accuracy"
                 ]
                 cells.setdefault((pair, "tuned"), {})[seed] = after[1][-1]
-    rows = [f"{_pretrain_label(c.config)} → {_tune_label(c.config)}" for c in sweep_.entries]
+    rows = [_pair_label(c.config) for c in sweep_.entries]
     return _grid_table("F5.2", "Pair", cells, rows, ["pretrained", "tuned"], sweep_.seeds)
+
+
+_TEST_METRICS = (("Adv. Test", "adversarial"), ("Nat. Test", "natural"))
+
+
+def _by_objective(cells: list, objective: str) -> list:
+    """The cells of `objective`'s curves: its own and the shared lambda = 0 baseline."""
+    return [cell for cell in cells if cell[0].config["pretrain_objective"] in ("robopt", objective)]
+
+
+def regularizer_tables(sweep_: grid.Sweep, root: Path) -> list[Table]:
+    """Per objective (TRADES, AR) and test metric: rows lambda, columns the distance in place of
+    KL; lambda = 0 (robust optimization) has no distance and fills every column."""
+    finished = _finished(sweep_, root)
+    distances = list(dict.fromkeys(c.config["pretrain_regularizer"] for c in sweep_.entries))
+    tables = []
+    for objective in ("trades", "ar"):
+        for column, kind in _TEST_METRICS:
+            cells: dict[tuple[str, str], PerSeed] = {}
+            rows = []
+            for cell, by_seed in _by_objective(finished, objective):
+                row = f"{regularization(cell.config):.1f}"
+                rows.append(row)
+                robopt = cell.config["pretrain_objective"] == "robopt"
+                for distance in distances if robopt else [cell.config["pretrain_regularizer"]]:
+                    cells[(row, distance)] = _per_seed(by_seed, results.METRICS[column])
+            number = f"D.{len(tables) + 1}"
+            caption = f"{_NAMES[objective]}: {kind} test accuracy by distance and λ"
+            tables.append(_grid_table(number, "λ", cells, rows, distances, sweep_.seeds, caption))
+    return tables
+
+
+def pretrain_size(config: dict) -> int:
+    """Examples the pretraining read: its subset, or (0) the whole split."""
+    if config["pretrain_subset"]:
+        return config["pretrain_subset"]
+    return data.split_size(
+        config["pretrain_dataset"], config["pretrain_split"], config["data_dir"] or None
+    )
+
+
+def pretrain_size_table(sweep_: grid.Sweep, root: Path) -> Table:
+    """Rows the pretrain -> tune pair, columns the pretraining size: final adversarial test
+    accuracy of the tuned model."""
+    key = results.METRICS["Adv. Test"]
+    cells = {
+        (_pair_label(cell.config), f"{pretrain_size(cell.config):,}"): _per_seed(by_seed, key)
+        for cell, by_seed in _finished(sweep_, root)
+    }
+    rows = [_pair_label(cell.config) for cell in sweep_.entries]
+    sizes = sorted({pretrain_size(cell.config) for cell in sweep_.entries})
+    caption = "Adversarial test accuracy after tuning, by pretraining sample size"
+    return _grid_table(
+        "S.1", "Pair / size", cells, rows, [f"{n:,}" for n in sizes], sweep_.seeds, caption
+    )
+
+
+def _pair_label(config: dict) -> str:
+    return f"{_pretrain_label(config)} → {_tune_label(config)}"
 
 
 def _save(figure: plt.Figure, path: Path) -> Path:
@@ -347,6 +413,71 @@ def tuning_figures(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path]:
     return paths
 
 
+def regularizer_figures(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path]:
+    """Per objective and test metric: accuracy vs lambda, one line per distance, each starting
+    from the shared robust-optimization point at lambda = 0."""
+    finished = _finished(sweep_, root)
+    paths = []
+    for objective in ("trades", "ar"):
+        for column, kind in _TEST_METRICS:
+            key = results.METRICS[column]
+            figure, axes = plt.subplots(figsize=(7, 4.5))
+            cells = _by_objective(finished, objective)
+            baseline = [
+                (0.0, _per_seed(s, key))
+                for c, s in cells
+                if c.config["pretrain_objective"] == "robopt"
+            ]
+            for distance in dict.fromkeys(c.config["pretrain_regularizer"] for c, _ in cells):
+                points = [
+                    (regularization(c.config), _per_seed(s, key))
+                    for c, s in cells
+                    if c.config["pretrain_objective"] == objective
+                    and c.config["pretrain_regularizer"] == distance
+                ]
+                _draw(axes, baseline + points, sweep_.seeds, "o-", label=distance)
+            axes.set(
+                xlabel="regularization λ",
+                ylabel="accuracy",
+                title=f"{_NAMES[objective]}: {kind} test accuracy by distance",
+            )
+            axes.legend(
+                fontsize="small",
+                title=f"mean of {sweep_.seeds} seeds, {_BAND}; open marker: fewer seeds",
+                title_fontsize="x-small",
+            )
+            paths.append(_save(figure, out / f"fig_distances_{objective}_{kind}.png"))
+    return paths
+
+
+def pretrain_size_figure(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path]:
+    """Final adversarial test accuracy vs pretraining size, one line per pair."""
+    key = results.METRICS["Adv. Test"]
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    finished = _finished(sweep_, root)
+    for label in dict.fromkeys(_pair_label(c.config) for c in sweep_.entries):
+        points = [
+            (pretrain_size(c.config), _per_seed(s, key))
+            for c, s in finished
+            if _pair_label(c.config) == label
+        ]
+        _draw(axes, points, sweep_.seeds, "o-", label=label)
+    config = sweep_.entries[0].config
+    data_name = results.table_data(config)
+    axes.set(
+        xscale="log",
+        xlabel=f"pretraining examples ({config['pretrain_dataset']} {config['pretrain_split']})",
+        ylabel="accuracy",
+        title=f"{data_name.dataset} {data_name.test_split}: adversarial test accuracy after tuning",
+    )
+    axes.legend(
+        fontsize="small",
+        title=f"mean of {sweep_.seeds} seeds, {_BAND}; open marker: fewer seeds",
+        title_fontsize="x-small",
+    )
+    return [_save(figure, out / "fig_pretrain_size.png")]
+
+
 def _write_tables(tables: list[Table], out: Path, root: Path, comparable: bool) -> list[Path]:
     reference = "thesis" if comparable else "thesis's CIFAR-10 value (a reference: other data)"
     legend = (
@@ -365,7 +496,8 @@ def _write_tables(tables: list[Table], out: Path, root: Path, comparable: bool) 
 
 
 def tables(experiment: ModuleType, root: Path, seeds: int | None = None) -> list[Table]:
-    """The tables of a table experiment (REPORT table_4_1, table_4_2, tables_5, table_5_5)."""
+    """The tables of a table experiment (REPORT table_4_1, table_4_2, tables_5, table_5_5,
+    regularizers, pretrain_size)."""
     sweep_ = grid.expand(experiment, root, seeds)
     if experiment.REPORT in ("table_4_1", "table_4_2"):
         return [lambda_table(experiment.REPORT[-3:].replace("_", "."), sweep_, root)]
@@ -373,6 +505,10 @@ def tables(experiment: ModuleType, root: Path, seeds: int | None = None) -> list
         return pretrain_tune_tables(sweep_, root)
     if experiment.REPORT == "table_5_5":
         return [subset_table(sweep_, root)]
+    if experiment.REPORT == "regularizers":
+        return regularizer_tables(sweep_, root)
+    if experiment.REPORT == "pretrain_size":
+        return [pretrain_size_table(sweep_, root)]
     raise ValueError(f"REPORT {experiment.REPORT!r} has no tables.")
 
 
@@ -380,7 +516,12 @@ _FIGURES: dict[str, Callable[[grid.Sweep, Path, Path, bool], list[Path]]] = {
     "figures_4": lambda_figures,
     "figures_5": lambda s, r, o, c: tuning_figures(s, r, o),
 }
-LAYOUTS = ("table_4_1", "table_4_2", "tables_5", "table_5_5", *_FIGURES)
+# Layouts beyond the thesis: tables and figures both.
+_BOTH: dict[str, Callable[[grid.Sweep, Path, Path], list[Path]]] = {
+    "regularizers": regularizer_figures,
+    "pretrain_size": pretrain_size_figure,
+}
+LAYOUTS = ("table_4_1", "table_4_2", "tables_5", "table_5_5", *_FIGURES, *_BOTH)
 
 
 def comparable(experiment: ModuleType) -> bool:
@@ -410,4 +551,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     if experiment.REPORT in _FIGURES:
         return _FIGURES[experiment.REPORT](sweep_, root, out, comparable(experiment))
-    return _write_tables(tables(experiment, root, seeds), out, root, comparable(experiment))
+    paths = _write_tables(tables(experiment, root, seeds), out, root, comparable(experiment))
+    if experiment.REPORT in _BOTH:
+        paths += _BOTH[experiment.REPORT](sweep_, root, out)
+    return paths

@@ -37,6 +37,7 @@ class Phase:
     subset: int
     objective: str
     beta: float
+    regularizer: str
     epochs: int
     learning_rate: float
 
@@ -58,6 +59,7 @@ def phases_from_config(config: ml_collections.ConfigDict) -> list[Phase]:
                     subset=config.pretrain_subset if name == "pretrain" else 0,
                     objective=config[f"{name}_objective"],
                     beta=config[f"{name}_beta"],
+                    regularizer=config[f"{name}_regularizer"],
                     epochs=config[f"{name}_epochs"],
                     learning_rate=config[f"{name}_lr"],
                 )
@@ -261,6 +263,7 @@ def run_phase(
         model = objective_class(phase.objective)(
             network,
             beta=phase.beta,
+            regularizer=phase.regularizer,
             eps=config.eps,
             attack_steps=config.attack_steps,
             attack_step_size=config.attack_step_size,
@@ -331,7 +334,8 @@ def run_phase(
     ]
     if initial_epoch < phase.epochs:
         print(
-            f"{phase.name}: {phase.objective} (beta {phase.beta}) on {phase.dataset}:{phase.split}"
+            f"{phase.name}: {phase.objective} (beta {phase.beta}{_distance(phase)}) on "
+            f"{phase.dataset}:{phase.split}"
             f", epochs {initial_epoch + 1}..{phase.epochs}, {steps_per_epoch} steps each",
             flush=True,
         )
@@ -351,6 +355,10 @@ def run_phase(
     barrier(strategy)  # the next phase's workers read the chief's checkpoints
     records = callbacks.read_metrics(phase_dir / "metrics.jsonl")
     return records[-1] if records else {}
+
+
+def _distance(phase: Phase) -> str:
+    return "" if phase.regularizer == "kl" else f", {phase.regularizer}"
 
 
 def _inherit_architecture(checkpoint: Path, args: dict) -> dict:
@@ -373,6 +381,7 @@ def _hparams(config, phase: Phase) -> dict:
         "phase": phase.name,
         "objective": phase.objective,
         "beta": float(phase.beta),
+        "regularizer": phase.regularizer,
         "dataset": phase.dataset,
         "pretrain_dataset": config.pretrain_dataset,
         "eps": float(config.eps),

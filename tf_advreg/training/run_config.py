@@ -8,7 +8,7 @@ from pathlib import Path
 
 import ml_collections
 
-from tf_advreg import data, files
+from tf_advreg import data, files, losses
 from tf_advreg.attacks import validate_attack_args
 from tf_advreg.data import augment
 from tf_advreg.models.resnet import check_width
@@ -70,10 +70,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
             name == "" or name.split("/")[0] in datasets,
             f"Unknown {phase}_dataset {name!r}; available: {', '.join(datasets)}.",
         )
-        objective_class(config[f"{phase}_objective"])
+        objective = objective_class(config[f"{phase}_objective"])
         _require(
             config[f"{phase}_beta"] >= 0,
             f"{phase}_beta must be >= 0, got {config[f'{phase}_beta']}.",
+        )
+        regularizer = config[f"{phase}_regularizer"]
+        _require(
+            regularizer in losses.REGULARIZERS,
+            f"Unknown {phase}_regularizer {regularizer!r}; choose one of "
+            f"{', '.join(losses.REGULARIZERS)}.",
+        )
+        _require(
+            regularizer == "kl" or objective.takes_regularizer,
+            f"{phase}_regularizer {regularizer!r} applies to trades and ar only; set it to kl "
+            f"for {phase}_objective {config[f'{phase}_objective']!r}.",
         )
         _require(
             config[f"{phase}_epochs"] >= 0,
