@@ -58,6 +58,7 @@ def test_builder_drops_the_cifar10_classes_and_renumbers_the_rest(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("error:Your input ran out of data")
 def test_pretrains_on_it_and_tunes_on_cifar10_with_a_new_head(tmp_path):
     """The section 6.3 config at toy scale: 858-way pretraining, 10-way CIFAR-10 tuning."""
     synsets = imagenet32.imagenet_synsets()

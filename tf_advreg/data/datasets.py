@@ -137,7 +137,10 @@ def load(
     if subset is not None:
         chosen = balanced_subset(source.labels(), subset, dataset_info.num_classes, seed)
     size = source.size if chosen is None else len(chosen)
-    examples = source.examples(chosen).cache()
+    # A TFDS sample is a filter, of unknown length to tf.data; Keras needs it to know when an
+    # evaluation pass ends rather than warn that the data "ran out".
+    examples = source.examples(chosen).apply(tf.data.experimental.assert_cardinality(size))
+    examples = examples.cache()
     if not training:
         batches = examples.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE)
         return batches.map(_to_unit_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
