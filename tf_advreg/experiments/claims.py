@@ -393,7 +393,7 @@ def write_claims(sources: Sources, out: str | os.PathLike) -> list[Path]:
             writer.writerow(
                 [finding.claim.statement, finding.claim.statistic]
                 + ["" if finding.thesis is None else finding.thesis]
-                + [report.csv_number(v) for v in (o.mean, o.std)]
-                + [o.n, report.csv_number(o.low), report.csv_number(o.high), finding.verdict]
+                + [statistics.csv_number(v) for v in (o.mean, o.std)]
+                + [o.n, *map(statistics.csv_number, (o.low, o.high)), finding.verdict]
             )
     return [markdown, table]

@@ -13,7 +13,6 @@ against the pretraining sample size); they write tables and figures both.
 
 import csv
 import dataclasses
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from tf_advreg import data, files  # noqa: E402
-from tf_advreg.experiments import grid, results, statistics, sweep, thesis  # noqa: E402
+from tf_advreg.experiments import distances, grid, results, statistics, sweep, thesis  # noqa: E402
 from tf_advreg.experiments.grid import Cell  # noqa: E402
 
 UNTUNED = "None"  # the thesis's row label of the untuned model in Tables 5.1-5.4
@@ -140,13 +139,9 @@ class Table:
                 line = [row, self.seeds]
                 for c in self.columns:
                     summary = self.summary((row, c))
-                    line += [csv_number(summary.mean), csv_number(summary.std), summary.n]
+                    number = statistics.csv_number
+                    line += [number(summary.mean), number(summary.std), summary.n]
                 writer.writerow(line + [published.get((row, c), "") for c in self.columns])
-
-
-def csv_number(value: float) -> str:
-    """A CSV field: the value, or empty when it is undefined (nan)."""
-    return "" if math.isnan(value) else repr(value)
 
 
 def _finished(sweep_: grid.Sweep, root: Path) -> list[tuple[Cell, dict[int, dict]]]:
@@ -554,4 +549,6 @@ def write_report(
     paths = _write_tables(tables(experiment, root, seeds), out, root, comparable(experiment))
     if experiment.REPORT in _BOTH:
         paths += _BOTH[experiment.REPORT](sweep_, root, out)
+    if experiment.REPORT == "regularizers":
+        paths += distances.write_comparison(tables(experiment, root, seeds), out)
     return paths

@@ -48,6 +48,11 @@ class Summary:
         return f"[{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
 
 
+def csv_number(value: float) -> str:
+    """A CSV field: the value, or empty when it is undefined (nan)."""
+    return "" if math.isnan(value) else repr(value)
+
+
 def summarize(values: Sequence[float]) -> Summary:
     values = np.asarray(values, dtype=np.float64)
     n = len(values)
