@@ -215,5 +215,15 @@ def test_resumed_training_stream_replays_the_uninterrupted_one():
     assert not np.array_equal(uninterrupted[0][0], uninterrupted[3][0])
 
 
+def test_every_pass_over_a_training_stream_yields_the_same_batches():
+    """The order depends on (seed, epoch) alone, not on how many iterators were made before:
+    tf.distribute and Keras may open one to inspect the data before training reads it."""
+    dataset = data.load("digits", "tune", batch_size=100, training=True, seed=3, num_epochs=2)
+    first, second = (list(dataset.as_numpy_iterator()) for _ in range(2))
+    for (images, labels), (images_again, labels_again) in zip(first, second):
+        np.testing.assert_array_equal(labels, labels_again)
+        np.testing.assert_array_equal(images, images_again)
+
+
 def test_split_size_adds_joined_splits():
     assert data.split_size("digits", "pretrain+tune") == data.split_size("digits", "train")

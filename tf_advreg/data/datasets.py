@@ -156,7 +156,7 @@ def load(
     # One dataset per epoch, each shuffled with its own Python-int seed (a tensor seed breaks
     # under a global TF seed), read one after another.
     epochs = [
-        examples.shuffle(size, seed=_epoch_seed(seed, epoch)).batch(
+        examples.shuffle(size, seed=_epoch_seed(seed, epoch), reshuffle_each_iteration=False).batch(
             batch_size, drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE
         )
         for epoch in range(start_epoch, start_epoch + num_epochs)

@@ -150,7 +150,7 @@ def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]
             subset=_subset(subset),
             seed=config.seed,
         )
-        return callbacks.EvalSet(_shard_by_example(batches), subset or size)
+        return callbacks.EvalSet(shard_by_example(batches), subset or size)
 
     sources = eval_data(config, phase)
     sets = {label: load(*source) for label, source in sources.items() if label not in FINAL_ONLY}
@@ -221,7 +221,7 @@ def _output_dir(workdir: Path, phase: str, strategy: tf.distribute.Strategy) -> 
     return Path(tempfile.mkdtemp(prefix=f"tf_advreg-{task_name(strategy)}-{phase}-"))
 
 
-def _shard_by_example(dataset: tf.data.Dataset) -> tf.data.Dataset:
+def shard_by_example(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """Each worker reads the whole seeded pipeline and keeps its part of every global batch.
 
     The sources are in-memory or cached, so the default (file-based) sharding cannot apply,
@@ -309,7 +309,7 @@ def run_phase(
         start_epoch=initial_epoch,
         num_epochs=max(phase.epochs - initial_epoch, 1),
     )
-    train_set = _shard_by_example(train_set)
+    train_set = shard_by_example(train_set)
 
     files.write_text(
         phase_dir / "config.json",
