@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from tf_advreg import losses
 from tf_advreg.attacks import pgd, validate_attack_args
+from tf_advreg.training import awp
 
 
 class AdversarialModel(keras.Model):
@@ -64,6 +65,7 @@ class AdversarialModel(keras.Model):
         random_start: bool = True,
         attack_bn_training: bool = False,
         weight_decay: float = 0.0,
+        awp_gamma: float = 0.0,
         seed: int = 0,
         **kwargs,
     ):
@@ -85,6 +87,10 @@ class AdversarialModel(keras.Model):
         validate_attack_args(eps=eps, step_size=eval_attack_step_size, steps=eval_attack_steps)
         if isinstance(weight_decay, Real) and weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
+        if awp_gamma < 0:
+            raise ValueError(
+                f"awp_gamma must be >= 0 (0: no weight perturbation), got {awp_gamma}."
+            )
         self.network = network
         self.beta = float(beta)
         self.regularizer = regularizer
@@ -102,6 +108,13 @@ class AdversarialModel(keras.Model):
         self.eval_attack_step_size = keras.Variable(
             eval_attack_step_size, dtype="float32", trainable=False, name="eval_attack_step_size"
         )
+        # Adversarial weight perturbation's relative size (training/awp.py); a variable, so its
+        # warm-up does not retrace the step. None when off: the step is then exactly without it.
+        self.awp_gamma = None
+        if awp_gamma:
+            self.awp_gamma = keras.Variable(
+                awp_gamma, dtype="float32", trainable=False, name="awp_gamma"
+            )
         # Evaluation attacks since the last train step: folded into the evaluation seed, so each
         # batch of each evaluation set gets its own start, the same in a resumed run. Per
         # replica (on_read), like the metrics' counts.
@@ -175,10 +188,9 @@ class AdversarialModel(keras.Model):
         images, labels = data[0], data[1]
         images_adv = None if self.attack_loss is None else self.attack(images, labels)
         variables = self.network.trainable_variables
-        with tf.GradientTape() as tape:
-            logits_nat = self.network(images, training=True) if self.needs_natural_logits else None
-            logits_adv = None if images_adv is None else self.network(images_adv, training=True)
-            per_example = self.training_loss(logits_nat, logits_adv, labels)
+        perturbation = self._weight_perturbation(images, images_adv, labels)
+        with tf.GradientTape() as tape, awp.perturbed(self.network, perturbation):
+            logits_nat, logits_adv, per_example = self._forward(images, images_adv, labels)
             loss = tf.nn.compute_average_loss(per_example)
         gradients = tape.gradient(loss, variables)
         if self.weight_decay:
@@ -196,6 +208,22 @@ class AdversarialModel(keras.Model):
             return {m.name: m.result() for m in (self.loss_tracker, self.natural_accuracy)}
         self.adversarial_accuracy.update_state(labels, logits_adv)
         return {m.name: m.result() for m in self.metrics}
+
+    def _forward(self, images, images_adv, labels):
+        """z(x) (if the loss reads it), z(x') and the per-example training loss; training mode."""
+        logits_nat = self.network(images, training=True) if self.needs_natural_logits else None
+        logits_adv = None if images_adv is None else self.network(images_adv, training=True)
+        return logits_nat, logits_adv, self.training_loss(logits_nat, logits_adv, labels)
+
+    def _weight_perturbation(self, images, images_adv, labels):
+        """AWP hook: the weight perturbation for this step's update; None without AWP."""
+        if self.awp_gamma is None:
+            return None
+
+        def loss():
+            return tf.nn.compute_average_loss(self._forward(images, images_adv, labels)[2])
+
+        return awp.perturbation(self.network, loss, self.awp_gamma)
 
     def _add_weight_decay(self, gradients, variables):
         """gradient + wd * w / num_replicas, so the cross-replica sum adds wd * w once."""
