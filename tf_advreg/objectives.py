@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from tf_advreg import losses
 from tf_advreg.attacks import pgd, validate_attack_args
-from tf_advreg.training import awp
+from tf_advreg.training import awp, ema
 
 
 class AdversarialModel(keras.Model):
@@ -66,6 +66,7 @@ class AdversarialModel(keras.Model):
         attack_bn_training: bool = False,
         weight_decay: float = 0.0,
         awp_gamma: float = 0.0,
+        ema_decay: float = 0.0,
         seed: int = 0,
         **kwargs,
     ):
@@ -126,6 +127,8 @@ class AdversarialModel(keras.Model):
             synchronization="on_read",
             aggregation="only_first_replica",
         )
+        # Weight averaging (training/ema.py), updated after each step; None when off.
+        self.weight_average = ema.WeightAverage(network, ema_decay) if ema_decay else None
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.natural_accuracy = keras.metrics.SparseCategoricalAccuracy(name="natural_accuracy")
         self.adversarial_accuracy = keras.metrics.SparseCategoricalAccuracy(
@@ -196,6 +199,8 @@ class AdversarialModel(keras.Model):
         if self.weight_decay:
             gradients = self._add_weight_decay(gradients, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
+        if self.weight_average is not None:
+            self.weight_average.update(self.network)
         self.eval_batches.assign(0)
 
         if logits_nat is None:

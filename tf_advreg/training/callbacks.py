@@ -215,7 +215,8 @@ class TensorBoardLog(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the network and optimizer after every epoch (atomically; see checkpoints)."""
+    """Saves the network, optimizer and any weight average after every epoch (atomically;
+    see checkpoints)."""
 
     def __init__(self, phase_dir: str | os.PathLike, network_args: dict, keep: int):
         super().__init__()
@@ -232,6 +233,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.model.optimizer,
             logs,
             keep=self.keep,
+            averaged=self.model.weight_average,
         )
 
 

@@ -4,7 +4,8 @@ Layout: `<phase_dir>/checkpoints/epoch_0003/` holding
   network.json         the architecture arguments (so a checkpoint rebuilds its own network)
   network.weights.h5   the network's weights (loadable with `keras.Model.load_weights`)
   optimizer.npz        the optimizer's variables (iteration count, momenta), for exact resume
-  state.json           epoch and metrics; written last
+  network_ema.weights.h5  with weight averaging (training/ema.py): the averaged network
+  state.json           epoch and metrics (and the averaging's update count); written last
 Each checkpoint is written into a temporary directory and renamed into place, so a directory
 named `epoch_*` is either complete or absent. A checkpoint is restored completely (weights,
 optimizer, state) or not at all: one that fails to load or check (a corrupted disk, a truncated
@@ -25,6 +26,7 @@ from absl import logging
 from tf_advreg import files
 from tf_advreg.models import resnet18
 from tf_advreg.models.resnet import check_width
+from tf_advreg.training import ema
 
 CHECKPOINTS = "checkpoints"
 _PREFIX = "epoch_"
@@ -57,8 +59,12 @@ def save(
     optimizer: keras.optimizers.Optimizer,
     metrics: dict,
     keep: int = 0,
+    averaged: ema.WeightAverage | None = None,
 ) -> Path:
-    """Writes the checkpoint of `epoch` atomically; keeps only the newest `keep` (0: all)."""
+    """Writes the checkpoint of `epoch` atomically; keeps only the newest `keep` (0: all).
+
+    With `averaged`, the weight average is saved too, so a resumed run continues it exactly.
+    """
     target = checkpoint_dir(phase_dir, epoch)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -67,6 +73,9 @@ def save(
         network.save_weights(staging / "network.weights.h5")
         np.savez(staging / "optimizer.npz", **_optimizer_state(optimizer))
         state = {"epoch": epoch, "metrics": {k: float(v) for k, v in metrics.items()}}
+        if averaged is not None:
+            averaged.network.save_weights(staging / ema.WEIGHTS_FILE)
+            state["ema_updates"] = int(averaged.updates.numpy())
         (staging / "state.json").write_text(json.dumps(state, indent=2))
         _fsync_tree(staging)
         if target.exists():  # a re-run of the same epoch replaces its checkpoint
@@ -173,43 +182,71 @@ def float32_network(network_args: dict) -> keras.Model:
         keras.config.set_dtype_policy(previous)
 
 
-def build_network(checkpoint: str | os.PathLike) -> keras.Model:
-    """Rebuilds the checkpoint's network (in float32) from network.json; loads its weights."""
+def build_network(checkpoint: str | os.PathLike, averaged: bool = False) -> keras.Model:
+    """Rebuilds the checkpoint's network (in float32) from network.json; loads its weights,
+    or with `averaged` its weight average (ValueError if it was saved without one)."""
     checkpoint = Path(checkpoint)
     network = float32_network(read_network_args(checkpoint))
-    network.load_weights(checkpoint / "network.weights.h5")
+    if averaged:
+        _check_has_average(checkpoint)
+    network.load_weights(checkpoint / (ema.WEIGHTS_FILE if averaged else "network.weights.h5"))
     return network
+
+
+def _check_has_average(checkpoint: Path) -> None:
+    if not (checkpoint / ema.WEIGHTS_FILE).is_file():
+        raise ValueError(
+            f"{checkpoint} holds no weight average ({ema.WEIGHTS_FILE}); it was trained "
+            "without weight averaging, so use its network instead."
+        )
 
 
 def restore(
     checkpoint: str | os.PathLike,
     network: keras.Model,
     optimizer: keras.optimizers.Optimizer | None = None,
+    averaged: ema.WeightAverage | None = None,
 ) -> dict:
-    """Loads weights (and optimizer state) into existing objects; returns the saved state.
+    """Loads weights (optimizer state, weight average) into existing objects; returns the
+    saved state.
 
     Completely or not at all: everything is read and checked before the optimizer changes,
-    and the network's weights are put back if its weights file fails to load.
+    and the networks' weights are put back if a weights file fails to load.
     """
     checkpoint = Path(checkpoint)
     state = read_state(checkpoint)
+    weights = [(network, checkpoint / "network.weights.h5")]
+    if averaged is not None:
+        _check_has_average(checkpoint)
+        if type(state.get("ema_updates")) is not int or state["ema_updates"] < 0:
+            raise ValueError(f"{checkpoint / 'state.json'} lacks a valid ema_updates count")
+        weights.append((averaged.network, checkpoint / ema.WEIGHTS_FILE))
     saved_optimizer = None
     if optimizer is not None:
         optimizer.build(network.trainable_variables)
         saved_optimizer = _read_optimizer_state(checkpoint, optimizer)
-    before = [variable.numpy() for variable in network.weights]
-    try:
-        network.load_weights(checkpoint / "network.weights.h5")
-        if not all(np.isfinite(variable.numpy()).all() for variable in network.weights):
-            raise ValueError(f"{checkpoint / 'network.weights.h5'} holds NaN or Inf weights")
-    except BaseException:
-        for variable, value in zip(network.weights, before):
-            variable.assign(value)
-        raise
+    _load_weights_or_none(weights)
     if optimizer is not None:
         for variable, value in zip(_optimizer_variables(optimizer), saved_optimizer):
             variable.assign(value)
+    if averaged is not None:
+        averaged.updates.assign(state["ema_updates"])
     return state
+
+
+def _load_weights_or_none(weights: list[tuple[keras.Model, Path]]) -> None:
+    """Loads each (network, weights file); if one fails or holds NaN/Inf, all are put back."""
+    before = [[variable.numpy() for variable in network.weights] for network, _ in weights]
+    try:
+        for network, path in weights:
+            network.load_weights(path)
+            if not all(np.isfinite(variable.numpy()).all() for variable in network.weights):
+                raise ValueError(f"{path} holds NaN or Inf weights")
+    except BaseException:
+        for (network, _), values in zip(weights, before):
+            for variable, value in zip(network.weights, values):
+                variable.assign(value)
+        raise
 
 
 def _read_optimizer_state(
@@ -248,6 +285,7 @@ def restore_latest(
     phase_dir: str | os.PathLike,
     network: keras.Model,
     optimizer: keras.optimizers.Optimizer | None = None,
+    averaged: ema.WeightAverage | None = None,
 ) -> dict | None:
     """Restores the newest checkpoint that loads; None when there is none.
 
@@ -257,7 +295,7 @@ def restore_latest(
     found = list_checkpoints(phase_dir)
     for checkpoint in reversed(found):
         try:
-            return restore(checkpoint, network, optimizer)
+            return restore(checkpoint, network, optimizer, averaged)
         except (OSError, ValueError, KeyError) as error:
             logging.warning(
                 "Skipping unreadable checkpoint %s (%s); trying the previous one.",
