@@ -13,6 +13,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from tf_advreg import files
+
 SIGNATURE_KEY = "serving_default"
 OUTPUT_KEY = "logits"
 
@@ -37,21 +39,10 @@ def export_saved_model(network: keras.Model, path: str | os.PathLike) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         archive.write_out(str(staging), verbose=False)
-        _replace_directory(staging, path)
+        files.replace_directory(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
-
-
-def _replace_directory(new: Path, target: Path) -> None:
-    """Moves `new` to `target`; an old `target` is moved aside first and removed after."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 class SavedModelClassifier:

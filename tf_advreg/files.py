@@ -10,6 +10,7 @@ import errno
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,18 @@ def replaced_atomically(path: str | os.PathLike) -> Iterator[Path]:
         raise OSError(error.errno, f"could not write {path} ({error.strerror or error})") from error
     finally:
         staging.unlink(missing_ok=True)
+
+
+def replace_directory(new: Path, target: Path) -> None:
+    """Moves the directory `new` to `target`; an old `target` is moved aside first and removed
+    after, so `target` is the old directory or the new one, never a mix."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -227,3 +227,28 @@ def test_every_pass_over_a_training_stream_yields_the_same_batches():
 
 def test_split_size_adds_joined_splits():
     assert data.split_size("digits", "pretrain+tune") == data.split_size("digits", "train")
+
+
+def test_a_held_out_split_is_class_balanced_disjoint_and_the_same_for_every_seed():
+    labels = datasets._digits()[1][datasets._digits_splits(datasets._digits()[1])["train"]]
+    kept, held = data.holdout_split(labels, 100, 10)
+    assert np.bincount(labels[held], minlength=10).tolist() == [10] * 10
+    assert np.intersect1d(kept, held).size == 0 and len(kept) + len(held) == len(labels)
+
+    def read(**kwargs):
+        return collect(data.load("digits", "train", batch_size=64, training=False, **kwargs))[1:]
+
+    images, held_labels = read(hold_out=100, held_out=True, seed=3)
+    np.testing.assert_array_equal(held_labels, labels[held])
+    np.testing.assert_array_equal(images, read(hold_out=100, held_out=True, seed=4)[0])
+    rest_images, rest_labels = read(hold_out=100)
+    np.testing.assert_array_equal(rest_labels, labels[kept])
+    # A subset is sampled from the rest only.
+    picked = data.balanced_subset(labels[kept], 50, 10, seed=0)
+    np.testing.assert_array_equal(read(hold_out=100, subset=50)[0], rest_images[picked])
+
+
+@pytest.mark.parametrize("size", [-5, 1297])
+def test_a_held_out_size_that_leaves_nothing_is_named(size):
+    with pytest.raises(ValueError, match=f"hold_out={size} is not possible"):
+        data.load("digits", "train", batch_size=8, training=False, hold_out=size)

@@ -111,6 +111,8 @@ def load(
     manual_dir: str | None = None,
     start_epoch: int = 0,
     num_epochs: int = 1,
+    hold_out: int = 0,
+    held_out: bool = False,
 ) -> tf.data.Dataset:
     """Batches of (float32 images [B, H, W, C] in [0, 1], int32 labels [B]).
 
@@ -120,6 +122,9 @@ def load(
     full batches: epoch e is shuffled and augmented from (`seed`, e) alone, so a run resumed
     with `start_epoch=e` sees exactly the batches an uninterrupted run would.
     `subset` keeps a class-balanced sample of that many examples, chosen by `seed`.
+    `hold_out` sets that many examples of the split aside (`holdout_split`: class-balanced, the
+    same for every seed); `held_out` reads them instead of the rest. `subset` then samples
+    within the part read.
     `split` may join splits with "+", e.g. "train+validation". For TFDS datasets, `data_dir`
     is the TFDS data directory and `manual_dir` holds manually downloaded files (default
     <data_dir>/downloads/manual).
@@ -133,9 +138,15 @@ def load(
         source = _digits_source(split)
     else:
         source = _tfds_source(name, split, data_dir, manual_dir)
-    chosen = None
-    if subset is not None:
-        chosen = balanced_subset(source.labels(), subset, dataset_info.num_classes, seed)
+    chosen = None  # positions read; None: all
+    if hold_out or subset is not None:
+        labels = source.labels()
+        chosen = np.arange(len(labels))
+        if hold_out:
+            kept, held = holdout_split(labels, hold_out, dataset_info.num_classes)
+            chosen = held if held_out else kept
+        if subset is not None:
+            chosen = chosen[balanced_subset(labels[chosen], subset, dataset_info.num_classes, seed)]
     size = source.size if chosen is None else len(chosen)
     # A TFDS sample is a filter, of unknown length to tf.data; Keras needs it to know when an
     # evaluation pass ends rather than warn that the data "ran out".
@@ -222,6 +233,25 @@ def balanced_subset(labels: np.ndarray, size: int, num_classes: int, seed: int) 
         for label, quota in enumerate(quotas)
     ]
     return np.sort(np.concatenate(picked))
+
+
+_HOLDOUT_SEED = 0  # fixed: every run of a split holds out the same examples
+
+
+def holdout_split(labels: np.ndarray, size: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out): sorted positions of a split without and with a class-balanced sample
+    of `size` examples, the validation set for choosing an epoch (Rice et al. 2020).
+
+    The sample depends on the labels alone, not on the training seed, so runs of several seeds
+    train on the same examples and are compared on the same held-out set.
+    """
+    if not 0 < size < len(labels):
+        raise ValueError(
+            f"hold_out={size} is not possible for a split of {len(labels)} examples; "
+            f"choose between 1 and {len(labels) - 1}, leaving examples to train on."
+        )
+    held = balanced_subset(labels, size, num_classes, _HOLDOUT_SEED)
+    return np.setdiff1d(np.arange(len(labels)), held), held
 
 
 def _check_name(name: str) -> str:
