@@ -71,6 +71,20 @@ class AdversarialModel(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        # What `with_network` needs to build the same objective and attacks around another network.
+        self._settings = dict(
+            beta=beta,
+            regularizer=regularizer,
+            eps=eps,
+            attack_steps=attack_steps,
+            attack_step_size=attack_step_size,
+            eval_attack_steps=eval_attack_steps,
+            eval_attack_step_size=eval_attack_step_size,
+            norm=norm,
+            random_start=random_start,
+            attack_bn_training=attack_bn_training,
+            seed=seed,
+        )
         validate_attack_args(
             eps=eps,
             step_size=attack_step_size,
@@ -139,6 +153,11 @@ class AdversarialModel(keras.Model):
     def needs_natural_logits(self) -> bool:
         """Whether `training_loss` reads z(x) (computed in training mode, under the tape)."""
         return True
+
+    def with_network(self, network: keras.Model) -> "AdversarialModel":
+        """This objective with the same attacks around `network` (e.g. the weight average), to
+        evaluate it alike; without AWP or averaging, which only training uses."""
+        return type(self)(network, **self._settings)
 
     def training_loss(
         self, logits_nat: tf.Tensor | None, logits_adv: tf.Tensor | None, labels: tf.Tensor

@@ -155,3 +155,23 @@ def test_mirrored_average_matches_single_device():
 def test_a_decay_outside_0_1_is_rejected(decay):
     with pytest.raises(ValueError, match=r"decay must be in \(0, 1\)"):
         objectives.RobustOptimization(_convnet(0), ema_decay=decay)
+
+
+def test_the_average_is_evaluated_each_epoch_with_the_models_attacks():
+    images, labels = separable_images(32, seed=6)
+    test_set = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
+    model = objectives.Trades(_convnet(1), beta=1.0, ema_decay=0.5, **ATTACK)
+    model.compile(optimizer=keras.optimizers.SGD(0.2, momentum=0.9), jit_compile=False)
+    evaluation = callbacks.AveragedEvaluation({"test": callbacks.EvalSet(test_set, 32)}, 1, 2)
+    history = model.fit(
+        images, labels, batch_size=16, epochs=2, callbacks=[evaluation], verbose=0
+    ).history
+    assert history["ema_test/num_examples"] == [32, 32]
+    predicted = np.argmax(model.weight_average.network(images, training=False), axis=1)
+    assert history["ema_test/natural_accuracy"][-1] == pytest.approx(np.mean(predicted == labels))
+    assert history["ema_test/adversarial_accuracy"][-1] <= history["ema_test/natural_accuracy"][-1]
+    twin = evaluation.evaluated_model()
+    assert (
+        type(twin) is objectives.Trades and twin.beta == 1.0 and twin.network is not model.network
+    )
+    assert twin.weight_average is None and twin.awp_gamma is None

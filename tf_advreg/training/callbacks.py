@@ -110,6 +110,11 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         done = epoch + 1
         return done == self.final_epoch or (self.every > 0 and done % self.every == 0)
 
+    prefix = ""  # before each set's label in the logs
+
+    def evaluated_model(self) -> keras.Model:
+        return self.model
+
     def on_epoch_end(self, epoch, logs=None):
         if not self.due(epoch):
             return
@@ -117,9 +122,33 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         if epoch + 1 == self.final_epoch:
             sets = sets | self.final_sets
         for label, eval_set in sets.items():
-            results = self.model.evaluate(eval_set.batches, verbose=0, return_dict=True)
+            results = self.evaluated_model().evaluate(eval_set.batches, verbose=0, return_dict=True)
+            label = self.prefix + label
             logs.update({f"{label}/{name}": float(value) for name, value in results.items()})
             logs[f"{label}/num_examples"] = eval_set.num_examples
+
+
+class AveragedEvaluation(PeriodicEvaluation):
+    """The same evaluations of the weight average (training/ema.py), as `ema_<set>/<metric>`.
+
+    A twin of the model (`with_network`: same objective and attacks) holds the averaged
+    network; it shares the optimizer's step count, so its attacks start where the trained
+    network's evaluation starts (a paired comparison, and the same in a resumed run).
+    """
+
+    prefix = "ema_"
+
+    def on_train_begin(self, logs=None):
+        with self.model.distribute_strategy.scope():
+            self._twin = self.model.with_network(self.model.weight_average.network)
+            self._twin.compile(optimizer=self.model.optimizer, jit_compile=self.model.jit_compile)
+
+    def evaluated_model(self) -> keras.Model:
+        return self._twin
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._twin.eval_batches.assign(0)  # as a train step resets the trained model's
+        super().on_epoch_end(epoch, logs)
 
 
 class MetricsLog(keras.callbacks.Callback):
