@@ -149,3 +149,32 @@ def test_bad_warmup_settings_are_rejected(gamma, start):
 def test_negative_gamma_is_rejected():
     with pytest.raises(ValueError, match="awp_gamma must be >= 0"):
         objectives.RobustOptimization(_small_convnet(0), awp_gamma=-1e-3)
+
+
+def test_batchnorm_statistics_come_from_the_perturbed_forward_only():
+    """The ascent's forward pass leaves the moving statistics alone (the authors' proxy network
+    takes them); the update's forward at w + v sets them."""
+    images, labels = separable_images(16, seed=8)
+    network = _small_convnet(6)
+    conv, norm = network.layers[0], network.layers[1]
+    kernel, bias = (w.numpy() for w in conv.weights)
+
+    def perturbation():
+        def loss():
+            logits = network(images, training=True)
+            return tf.nn.compute_average_loss(
+                keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+            )
+
+        return awp.perturbation(network, loss, 0.5)
+
+    v = perturbation()[0].numpy()  # the conv kernel's
+    model = objectives.NaturalTraining(network, awp_gamma=0.5)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+    model.fit(images, labels, batch_size=16, epochs=1, verbose=0, shuffle=False)
+
+    features = tf.nn.conv2d(images, kernel + v, 1, "VALID") + bias
+    batch_mean = tf.reduce_mean(features, axis=(0, 1, 2)).numpy()
+    np.testing.assert_allclose(
+        norm.moving_mean.numpy(), (1 - norm.momentum) * batch_mean, rtol=1e-4, atol=1e-7
+    )
