@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 ROOT = Path(__file__).resolve().parents[1]
 # Training flags small enough for a CLI run of a few seconds on the digits data.
@@ -57,6 +58,17 @@ def separable_images(num_examples: int = 64, size: int = 8, num_classes: int = 4
         row, col = divmod(int(label), 2)
         images[i, row * half : (row + 1) * half, col * half : (col + 1) * half] += 0.6
     return images, labels
+
+
+def two_replicas() -> tf.distribute.MirroredStrategy:
+    """MirroredStrategy over the two logical CPUs, summing through one device.
+
+    Its CPU collectives would reuse instance keys across the strategies of one process: a
+    later test whose gradients have another shape than an earlier one's then aborts.
+    """
+    return tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
 
 
 def assert_in_ball_and_box(adversarial, images, eps: float, norm: str = "linf") -> None:

@@ -45,6 +45,10 @@ class AdversarialModel(keras.Model):
     replicas' gradients, so the sum carries wd * w once, as on one device. (Adding it after
     the sum would mean overriding the optimizer's cross-replica aggregation, which Keras
     keeps private.)
+
+    Beyond the thesis, each objective takes `awp_gamma` (adversarial weight perturbation,
+    training/awp.py) and `ema_decay` (an average of the weights kept beside them,
+    training/ema.py); 0 turns either off and leaves the step exactly as without it.
     """
 
     attack_loss: str | None = "ce"

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import separable_images
+from support import separable_images, two_replicas
 
 from tf_advreg import objectives
 from tf_advreg.training import awp
@@ -108,7 +108,7 @@ def test_mirrored_step_matches_single_device(name):
         epochs=2,
         attack_steps=0 if name == "trades" else ATTACK["attack_steps"],
     )
-    mirrored = _train(name, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), **settings)
+    mirrored = _train(name, two_replicas(), **settings)
     single = _train(name, **settings)
     plain = _train(name, **settings | dict(awp_gamma=0.0))
     assert any(not np.allclose(s, p, atol=1e-4) for s, p in zip(single, plain))

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import separable_images
+from support import separable_images, two_replicas
 
 from tf_advreg import export, objectives
 from tf_advreg.models import resnet18
@@ -145,7 +145,7 @@ def test_mirrored_average_matches_single_device():
         model.fit(dataset, epochs=3, verbose=0, shuffle=False)
         return [w.numpy() for w in model.weight_average.network.weights]
 
-    mirrored = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    mirrored = train(two_replicas())
     single = train(tf.distribute.get_strategy())
     for m, s in zip(mirrored, single):
         np.testing.assert_allclose(m, s, rtol=1e-5, atol=1e-6)

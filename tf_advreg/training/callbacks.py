@@ -93,6 +93,8 @@ class PeriodicEvaluation(keras.callbacks.Callback):
     can read a sample while the final model is measured on the whole split.
     """
 
+    prefix = ""  # before each set's label in the logs
+
     def __init__(
         self,
         eval_sets: Mapping[str, EvalSet],
@@ -109,8 +111,6 @@ class PeriodicEvaluation(keras.callbacks.Callback):
     def due(self, epoch: int) -> bool:
         done = epoch + 1
         return done == self.final_epoch or (self.every > 0 and done % self.every == 0)
-
-    prefix = ""  # before each set's label in the logs
 
     def evaluated_model(self) -> keras.Model:
         return self.model
