@@ -112,17 +112,21 @@ def test_a_resumed_run_continues_the_average_exactly(tmp_path):
     )
 
 
-def test_a_checkpoint_without_an_average_is_skipped_when_one_is_wanted(tmp_path, caplog):
+def test_averaging_turned_on_at_a_resume_starts_from_the_restored_weights(tmp_path, caplog):
     plain = objectives.RobustOptimization(resnet18(**ARGS), **ATTACK)
-    plain.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+    plain.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
     _fit(plain, 1, 0, tmp_path)
     model = _model()
     with caplog.at_level("WARNING"):
         state = checkpoints.restore_latest(
             tmp_path, model.network, model.optimizer, model.weight_average
         )
-    assert state is None
-    assert "holds no weight average" in caplog.text
+    assert state["epoch"] == 1
+    assert "holds no weight average; the average starts afresh" in caplog.text
+    for a, b in zip(plain.network.weights, model.network.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    _fit(model, 2, 1, tmp_path)
+    assert int(model.weight_average.updates.numpy()) == 4  # one epoch of averaging
     with pytest.raises(ValueError, match="trained without weight averaging"):
         checkpoints.build_network(checkpoints.checkpoint_dir(tmp_path, 1), averaged=True)
 

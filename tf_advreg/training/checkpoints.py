@@ -211,13 +211,15 @@ def restore(
     saved state.
 
     Completely or not at all: everything is read and checked before the optimizer changes,
-    and the networks' weights are put back if a weights file fails to load.
+    and the networks' weights are put back if a weights file fails to load. A checkpoint saved
+    without an average (averaging turned on for a resumed run) restores the rest, and the
+    average starts afresh at the next step, with a warning.
     """
     checkpoint = Path(checkpoint)
     state = read_state(checkpoint)
     weights = [(network, checkpoint / "network.weights.h5")]
-    if averaged is not None:
-        _check_has_average(checkpoint)
+    has_average = averaged is not None and (checkpoint / ema.WEIGHTS_FILE).is_file()
+    if has_average:
         if type(state.get("ema_updates")) is not int or state["ema_updates"] < 0:
             raise ValueError(f"{checkpoint / 'state.json'} lacks a valid ema_updates count")
         weights.append((averaged.network, checkpoint / ema.WEIGHTS_FILE))
@@ -229,8 +231,14 @@ def restore(
     if optimizer is not None:
         for variable, value in zip(_optimizer_variables(optimizer), saved_optimizer):
             variable.assign(value)
-    if averaged is not None:
+    if has_average:
         averaged.updates.assign(state["ema_updates"])
+    elif averaged is not None:
+        averaged.updates.assign(0)
+        logging.warning(
+            "%s holds no weight average; the average starts afresh from the next step.",
+            checkpoint,
+        )
     return state
 
 
