@@ -55,7 +55,8 @@ _ATTACK = flags.DEFINE_string(
     "attack",
     _DEFAULTS.attack,
     "Comma-separated attacks: natural, noise, fgsm, pgd (CE loss), pgd-cw (margin loss), "
-    "apgd-ce, apgd-dlr, apgd-t (targeted), square (black-box; --steps counts queries). Add "
+    "apgd-ce, apgd-dlr, apgd-t (targeted), fab-t (targeted minimum-norm), square (black-box; "
+    "--steps counts queries). Add "
     "'strongest' for the per-example worst case over them; 'strongest' alone runs fgsm, pgd, "
     "pgd-cw, apgd-ce and apgd-dlr. 'autoattack' (or 'autoattack-rand' for randomized models) "
     "alone runs the AutoAttack sequence with its fixed settings. Natural accuracy is always "

@@ -175,3 +175,97 @@ def square_linf(w, b, x, y, eps, queries, rng, p_init=0.8):
         keep = active & ((margin_new < margin_min) | (margin_new <= 0))
         x_best[keep], margin_min[keep] = x_new[keep], margin_new[keep]
     return x_best, margin_min <= 0
+
+
+def project_hyperplane_box(t, w, c, norm):
+    """Per row, the smallest move d (L-inf or L2) with w.d = c and t + d in [0, 1]; where
+    no such move exists, the box point that gets w.(t + d) closest to w.t + c.
+
+    Solved by bisection rather than the reference's sorting: the L2 minimiser is
+    clip(lam w, -t, 1 - t) for the lam that meets the hyperplane (its KKT conditions), and
+    the L-inf one moving every coordinate by the same s towards it, clipped to the box."""
+    d = np.zeros_like(t)
+    for i in range(len(t)):
+        lower, upper = -t[i], 1.0 - t[i]
+        if norm == "l2":
+
+            def move(lam, i=i, lower=lower, upper=upper):
+                return np.clip(lam * w[i], lower, upper)
+
+            lo, hi = -1e12, 1e12
+        else:
+            direction = np.sign(w[i]) * np.sign(c[i])
+
+            def move(s, i=i, lower=lower, upper=upper, direction=direction):
+                return np.clip(s * direction, lower, upper)
+
+            lo, hi = 0.0, 1.0
+        sign = 1.0 if norm == "l2" else np.sign(c[i])
+        for _ in range(200):  # w.move(.) rises with its argument (times `sign` for L-inf)
+            middle = (lo + hi) / 2
+            if sign * (w[i] @ move(middle)) < sign * c[i]:
+                lo = middle
+            else:
+                hi = middle
+        d[i] = move((lo + hi) / 2)
+    return d
+
+
+def fab_run(forward, x, y, targets, steps, norm):
+    """One FAB run towards `targets` from x itself (fab_base.py:attack_single_run without a
+    random start) for a model given as forward(x, y, t) -> (logits, gradient of z_t - z_y);
+    returns the distance of the closest misclassified point found (1e10 where none)."""
+    alpha_max, eta, beta = 0.1, 1.05, 0.9
+    n = len(x)
+    x0 = x.reshape(n, -1)
+    rows = np.arange(n)
+
+    def norms(delta):
+        return np.abs(delta).max(axis=1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+
+    x1, distance = x0.copy(), np.full(n, 1e10)
+    for _ in range(steps):
+        z, grad = forward(x1.reshape(x.shape), y, targets)
+        grad = grad.reshape(n, -1)
+        f = z[rows, targets] - z[rows, y]
+        # Hyperplane f + g.(p - x1) = 0: from x1 the move must change g.p by -f, from x0 by
+        # -f - g.(x0 - x1).
+        d1 = project_hyperplane_box(x1, grad, -f, norm)
+        d2 = project_hyperplane_box(x0, grad, -f - ((x0 - x1) * grad).sum(1), norm)
+        a1, a2 = np.maximum(norms(d1), 1e-8), np.maximum(norms(d2), 1e-8)
+        alpha = np.clip(a1 / (a1 + a2), 0.0, alpha_max)[:, None]
+        x1 = np.clip((x1 + eta * d1) * (1 - alpha) + (x0 + eta * d2) * alpha, 0.0, 1.0)
+        fooled = forward(x1.reshape(x.shape), y, targets)[0].argmax(axis=1) != y
+        length = norms(x1 - x0)
+        distance = np.where(fooled & (length < distance), length, distance)
+        x1[fooled] = x0[fooled] + (x1[fooled] - x0[fooled]) * beta
+    return distance
+
+
+def fab_targeted(forward, x, y, eps, steps, norm, target_classes=9):
+    """FAB-T as AutoAttack's standard version runs it (fab_base.py:perturb with
+    targeted=True): one run per target class on the examples still robust; returns which
+    examples stay robust."""
+    clean_logits, _ = forward(x, y, y)
+    ranked = np.argsort(-clean_logits, axis=1, kind="stable")
+    robust = ranked[:, 0] == y
+    for rank in range(1, min(target_classes, clean_logits.shape[1] - 1) + 1):
+        idx = np.flatnonzero(robust)
+        if not len(idx):
+            break
+        distance = fab_run(forward, x[idx], y[idx], ranked[idx, rank], steps, norm)
+        robust[idx[distance <= eps]] = False
+    return robust
+
+
+def mlp_forward(weights):
+    """forward(x, y, t) for a ReLU network with one hidden layer, gradients in closed form."""
+    w1, b1, w2, b2 = weights
+
+    def forward(x, y, t):
+        hidden = x.reshape(len(x), -1) @ w1 + b1
+        z = np.maximum(hidden, 0.0) @ w2 + b2
+        grad = ((hidden > 0) * (w2[:, t] - w2[:, y]).T) @ w1.T
+        return z, grad.reshape(x.shape)
+
+    return forward

@@ -9,7 +9,7 @@ import reference_attacks as ref
 import tensorflow as tf
 from support import assert_in_ball_and_box
 
-from tf_advreg.evaluation import Attack, autoattack, report
+from tf_advreg.evaluation import Attack, autoattack, report, robustness
 from tf_advreg.evaluation.apgd import apgd, apgd_targeted, random_start, targeted_dlr_loss
 from tf_advreg.evaluation.square import square, window_sizes
 
@@ -123,6 +123,7 @@ def test_autoattack_sequence_invariants(linear):
     sequence = [
         Attack("apgd-ce", eps=0.05, steps=5),
         Attack("apgd-t", eps=0.05, steps=5),
+        Attack("fab-t", eps=0.05, steps=5),
         Attack("square", eps=0.05, steps=50),
     ]
     batches = [(images[:50], labels[:50]), (images[50:], labels[50:])]
@@ -143,6 +144,12 @@ def test_autoattack_sequence_invariants(linear):
         assert stage["robust_accuracy"] == pytest.approx(left / len(labels))
     assert record["robust_accuracy"] == final.accuracy <= natural.accuracy
     assert record["attacks"][0]["broken"] > 0
+    # Per example, AutoAttack is at least as strong as each of its attacks run alone. FAB-T
+    # is deterministic, so this holds exactly; the others draw random starts per batch.
+    alone = robustness.evaluate(network, batches, sequence, jit_compile=False)
+    assert not np.any(final.correct & ~alone[2].correct)
+    for single in alone:
+        assert final.accuracy <= single.accuracy
     doc = report.document(
         [report.evaluation_record(MODEL, DATA, outcomes, 1.0) | {"autoattack": record}], None, 1.0
     )

@@ -4,8 +4,7 @@ every earlier one failed to break, so one number is comparable across papers (Ro
 The sequence follows fra31/auto-attack's autoattack/autoattack.py at commit a392200 (lines
 306-337): the standard version runs APGD-CE, APGD-T (9 targets), FAB-T and Square (5,000
 queries), 100 iterations and one restart each; the "rand" version, for randomized models, runs
-APGD-CE and APGD-DLR with gradients averaged over 20 draws (EOT). FAB-T is not implemented
-here yet (docs/evaluation.md says what that means for the numbers).
+APGD-CE and APGD-DLR with gradients averaged over 20 draws (EOT).
 """
 
 import dataclasses
@@ -16,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tf_advreg.evaluation import fab
 from tf_advreg.evaluation import square as square_attack
 from tf_advreg.evaluation.robustness import Attack, Outcome, compile_attack
 
@@ -25,6 +25,7 @@ VERSIONS = {
     "autoattack": (
         ("apgd-ce", STEPS, 1),
         ("apgd-t", STEPS, 1),
+        ("fab-t", fab.ITERATIONS, 1),
         ("square", square_attack.QUERIES, 1),
     ),
     "autoattack-rand": (("apgd-ce", STEPS, EOT_DRAWS), ("apgd-dlr", STEPS, EOT_DRAWS)),

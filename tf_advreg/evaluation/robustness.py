@@ -16,13 +16,26 @@ import tensorflow as tf
 
 from tf_advreg import attacks
 from tf_advreg.evaluation.apgd import apgd, apgd_targeted
+from tf_advreg.evaluation.fab import fab_targeted
 from tf_advreg.evaluation.square import square
 
-ATTACKS = ("natural", "noise", "fgsm", "pgd", "pgd-cw", "apgd-ce", "apgd-dlr", "apgd-t", "square")
+ATTACKS = (
+    "natural",
+    "noise",
+    "fgsm",
+    "pgd",
+    "pgd-cw",
+    "apgd-ce",
+    "apgd-dlr",
+    "apgd-t",
+    "fab-t",
+    "square",
+)
 # Attacks whose `steps` are iterations; for Square, `steps` counts queries.
-ITERATIVE_ATTACKS = ("pgd", "pgd-cw", "apgd-ce", "apgd-dlr", "apgd-t", "square")
-# Attacks that draw a random start or noise, so restarts change their result.
-_RANDOMIZED = ("noise", *ITERATIVE_ATTACKS)
+ITERATIVE_ATTACKS = ("pgd", "pgd-cw", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")
+# Attacks that draw a random start or noise, so restarts change their result (FAB-T, as
+# AutoAttack runs it, starts from the clean image).
+_RANDOMIZED = ("noise", "pgd", "pgd-cw", "apgd-ce", "apgd-dlr", "apgd-t", "square")
 # Attacks that use the step size (APGD chooses its own).
 _FIXED_STEP = ("pgd", "pgd-cw")
 WORST_CASE = "strongest"
@@ -106,6 +119,8 @@ def craft(model: Callable, x: tf.Tensor, y: tf.Tensor, attack: Attack, seed) -> 
         )
     if attack.name == "square":
         return square(model, x, y, eps=attack.eps, queries=attack.steps, seed=seed)[0]
+    if attack.name == "fab-t":
+        return fab_targeted(model, x, y, eps=attack.eps, steps=attack.steps, norm=attack.norm)
     settings = dict(eps=attack.eps, steps=attack.steps, norm=attack.norm, seed=seed, eot=attack.eot)
     if attack.name == "apgd-t":
         return apgd_targeted(model, x, y, **settings)
