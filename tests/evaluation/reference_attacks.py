@@ -148,8 +148,13 @@ def apgd_targeted(w, b, x, y, eps, steps, norm, rng, target_classes=9):
     return x_adv, robust
 
 
+def _p_selection(i, p_init):
+    """square.py:192-219 with resc_schedule=False, as AutoAttack runs it."""
+    return p_init / 2 ** sum(i > m for m in (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000))
+
+
 def square_linf(w, b, x, y, eps, queries, rng, p_init=0.8):
-    """Square's L-inf single run (square.py:233-300), x NHWC; returns (x_best, fooled)."""
+    """Square's L-inf single run (square.py:233-303), x NHWC; returns (x_best, fooled)."""
     n, h, wd, c = x.shape
 
     def margin(images):
@@ -164,9 +169,7 @@ def square_linf(w, b, x, y, eps, queries, rng, p_init=0.8):
         active = margin_min > 0
         if not active.any():
             break
-        it = int(i / queries * 10000)
-        p = p_init / 2 ** sum(it > m for m in (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000))
-        s = max(int(round(math.sqrt(p * h * wd))), 1)
+        s = min(max(int(round(math.sqrt(_p_selection(i, p_init) * h * wd))), 1), h, wd)
         vh, vw = int(rng.uniform() * (h - s)), int(rng.uniform() * (wd - s))
         change = np.zeros((h, wd, c))
         change[vh : vh + s, vw : vw + s] = 2.0 * eps * rng.choice([-1.0, 1.0], size=c)
@@ -269,3 +272,94 @@ def mlp_forward(weights):
         return z, grad.reshape(x.shape)
 
     return forward
+
+
+def _eta_rectangles(rows, cols):
+    """square.py:143-157, L2."""
+    delta = np.zeros([rows, cols])
+    x_c, y_c = rows // 2 + 1, cols // 2 + 1
+    c0, c1 = x_c - 1, y_c - 1
+    for counter in range(max(x_c, y_c)):
+        delta[
+            max(c0, 0) : min(c0 + 2 * counter + 1, rows),
+            max(0, c1) : min(c1 + 2 * counter + 1, cols),
+        ] += 1.0 / (counter + 1) ** 2
+        c0, c1 = c0 - 1, c1 - 1
+    norm = np.sqrt((delta**2).sum())
+    return delta / norm if norm > 0 else delta
+
+
+def square_pattern(s):
+    """square.py:172-186, L2: the pseudo-Gaussian square."""
+    delta = np.zeros([s, s])
+    delta[: s // 2] = _eta_rectangles(s // 2, s)
+    delta[s // 2 :] = -_eta_rectangles(s - s // 2, s)
+    return delta / np.sqrt((delta**2).sum())
+
+
+def _eta(s, rng):
+    """square.py:172-190: the pattern, transposed at random."""
+    delta = square_pattern(s)
+    return delta.T if rng.uniform() > 0.5 else delta
+
+
+def square_l2(w, b, x, y, eps, queries, rng, p_init=0.8):
+    """Square's L2 single run (square.py:305-420), transcribed on NCHW arrays; x given NHWC.
+    Returns (x_best NHWC, fooled)."""
+    x = np.transpose(x, (0, 3, 1, 2))
+    n, c, h, wd = x.shape
+
+    def margin(images):
+        z = logits(w, b, np.transpose(images, (0, 2, 3, 1)))
+        true = z[np.arange(len(z)), y].copy()
+        z[np.arange(len(z)), y] = -np.inf
+        return true - z.max(axis=1)
+
+    def l2(t):
+        return np.sqrt((t**2).reshape(len(t), -1).sum(-1)).reshape(-1, 1, 1, 1)
+
+    def random_choice(shape):
+        return np.sign(rng.uniform(-1, 1, shape))
+
+    delta_init = np.zeros_like(x)
+    s = h // 5
+    sp_init = (h - s * 5) // 2
+    vh = sp_init
+    for _ in range(h // s):
+        vw = sp_init
+        for _ in range(wd // s):
+            patch = delta_init[:, :, vh : vh + s, vw : vw + s]
+            pattern = _eta(s, rng)[: patch.shape[2], : patch.shape[3]]
+            patch += pattern.reshape(1, 1, *pattern.shape) * random_choice([n, c, 1, 1])
+            vw += s
+        vh += s
+    x_best = np.clip(x + delta_init / (l2(delta_init) + 1e-12) * eps, 0.0, 1.0)
+    margin_min = margin(x_best)
+    for i in range(queries):
+        active = margin_min > 0
+        if not active.any():
+            break
+        delta = x_best - x
+        p = _p_selection(i, p_init)
+        s = max(int(round(math.sqrt(p * h * wd))), 3)
+        s = min(s + 1 - s % 2, h, wd)
+        vh, vw = int(rng.uniform() * (h - s)), int(rng.uniform() * (wd - s))
+        vh2, vw2 = int(rng.uniform() * (h - s)), int(rng.uniform() * (wd - s))
+        window_1 = (slice(None), slice(None), slice(vh, vh + s), slice(vw, vw + s))
+        window_2 = (slice(None), slice(None), slice(vh2, vh2 + s), slice(vw2, vw2 + s))
+        norms_window_1 = np.sqrt((delta[window_1] ** 2).sum(axis=(-2, -1), keepdims=True))
+        mask = np.zeros([h, wd])
+        mask[window_1[2:]] = 1.0
+        mask[window_2[2:]] = 1.0
+        norms_windows = np.sqrt(((delta * mask) ** 2).sum(axis=(-2, -1), keepdims=True))
+        new = _eta(s, rng).reshape(1, 1, s, s) * random_choice([n, c, 1, 1])
+        new = new + delta[window_1] / (1e-12 + norms_window_1)
+        budget = np.maximum(eps**2 - l2(delta) ** 2, 0.0) / c + norms_windows**2
+        new = new / (1e-12 + np.sqrt((new**2).sum(axis=(-2, -1), keepdims=True))) * np.sqrt(budget)
+        delta[window_2] = 0.0
+        delta[window_1] = new
+        x_new = np.clip(x + delta / (l2(delta) + 1e-12) * eps, 0.0, 1.0)
+        margin_new = margin(x_new)
+        keep = active & ((margin_new < margin_min) | (margin_new <= 0))
+        x_best[keep], margin_min[keep] = x_new[keep], margin_new[keep]
+    return np.transpose(x_best, (0, 2, 3, 1)), margin_min <= 0

@@ -11,7 +11,7 @@ from support import assert_in_ball_and_box
 
 from tf_advreg.evaluation import Attack, autoattack, report, robustness
 from tf_advreg.evaluation.apgd import apgd, apgd_targeted, random_start, targeted_dlr_loss
-from tf_advreg.evaluation.square import square, window_sizes
+from tf_advreg.evaluation.square import pseudo_gaussian, square, window_sizes
 
 EPS = 0.1
 # Identity records for report documents (the parts the text table and card read).
@@ -99,19 +99,33 @@ def test_apgd_targeted_agrees_with_numpy(linear):
 
 
 def test_square_window_schedule():
-    # square.py:192-219, 255: p = 0.8 halves after 10, 50, 200, ... of 10,000 iterations.
-    sizes = window_sizes(5000, 0.8, 32, 32)
-    assert sizes[:6] == [29] * 6 and sizes[6] == 20 and sizes[-1] == 1
-    assert window_sizes(10, 0.8, 8, 8)[:3] == [7, 2, 1]
+    # square.py:192-219, 254-256 and 340-344: p = 0.8 halves after iterations 10, 50, 200,
+    # ..., 4000, not rescaled to the budget (AutoAttack passes resc_schedule=False,
+    # autoattack.py:43); L2 windows are odd and at least 3.
+    sizes = window_sizes(5000, 0.8, 32, 32, "linf")
+    assert sizes[:11] == [29] * 11 and sizes[11] == 20 and sizes[-1] == 3
+    assert window_sizes(5000, 0.8, 32, 32, "l2")[10:12] == [29, 21]
+    assert set(window_sizes(5000, 0.8, 32, 32, "l2")[4001:]) == {3}
+    assert window_sizes(60, 0.8, 8, 8, "linf")[10:13] == [7, 5, 5]
 
 
-def test_square_agrees_with_numpy_and_stays_in_the_ball(linear):
+@pytest.mark.parametrize("side", [1, 3, 6, 7])
+def test_l2_square_pattern_matches_the_reference(side):
+    pattern = pseudo_gaussian(side)
+    theirs = ref.square_pattern(side)
+    np.testing.assert_allclose(pattern, theirs, atol=1e-12)
+    assert np.sum(pattern**2) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("norm, eps", [("linf", 0.05), ("l2", 0.5)])
+def test_square_agrees_with_numpy_and_stays_in_the_ball(linear, norm, eps):
     network, w, b, images, labels = linear
-    ours, queries = square(network, images, labels, eps=0.05, queries=200, seed=[1, 2])
-    assert_in_ball_and_box(ours, images, 0.05, "linf")
+    ours, queries = square(network, images, labels, eps=eps, queries=200, seed=[1, 2], norm=norm)
+    assert_in_ball_and_box(ours, images, eps, norm)
     assert np.all(queries.numpy() >= 1) and np.all(queries.numpy() <= 201)
-    _, fooled = ref.square_linf(
-        w, b, images.astype("float64"), labels, 0.05, 200, np.random.default_rng(0)
+    reference = ref.square_linf if norm == "linf" else ref.square_l2
+    _, fooled = reference(
+        w, b, images.astype("float64"), labels, eps, 200, np.random.default_rng(0)
     )
     ours_accuracy = 1 - _fooled(network, ours, labels).mean()
     assert abs(ours_accuracy - (1 - fooled.mean())) <= 0.05

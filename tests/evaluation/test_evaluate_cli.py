@@ -196,7 +196,6 @@ def wrong_shape_model(tmp_path_factory):
         (dict(model=None), ValueError, "exactly one of --model and --checkpoints"),
         (dict(attack="fgsm", sanity_checks=True), ValueError, "needs an iterative attack"),
         (dict(attack="autoattack,pgd"), ValueError, "fixed protocol and runs alone; drop pgd"),
-        (dict(attack="autoattack", norm="l2"), ValueError, "square supports only --norm=linf"),
     ],
 )
 def test_bad_requests_name_the_problem(workdir, changes, error, message):

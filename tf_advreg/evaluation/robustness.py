@@ -74,8 +74,6 @@ class Attack:
             raise ValueError(f"restarts must be >= 1, got {self.restarts}.")
         if self.norm not in attacks.GEOMETRIES:
             raise ValueError(f"norm must be one of {tuple(attacks.GEOMETRIES)}, got {self.norm!r}.")
-        if self.name == "square" and self.norm != "linf":
-            raise ValueError("square supports only --norm=linf so far.")
         if self.eot < 1:
             raise ValueError(f"eot must be >= 1, got {self.eot}.")
 
@@ -118,7 +116,9 @@ def craft(model: Callable, x: tf.Tensor, y: tf.Tensor, attack: Attack, seed) -> 
             seed=seed,
         )
     if attack.name == "square":
-        return square(model, x, y, eps=attack.eps, queries=attack.steps, seed=seed)[0]
+        return square(
+            model, x, y, eps=attack.eps, queries=attack.steps, seed=seed, norm=attack.norm
+        )[0]
     if attack.name == "fab-t":
         return fab_targeted(model, x, y, eps=attack.eps, steps=attack.steps, norm=attack.norm)
     settings = dict(eps=attack.eps, steps=attack.steps, norm=attack.norm, seed=seed, eot=attack.eot)
