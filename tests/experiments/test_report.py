@@ -127,6 +127,36 @@ def test_an_evaluation_json_of_the_tables_data_and_attack_replaces_the_logged_me
     report.write_report(experiment, tmp_path, tmp_path / "out")
     markdown = (tmp_path / "out" / "table_4_2.md").read_text()
     assert "| 5.0 | 0.9700 (n=1) / 0.8646 (+0.1054) | 0.8500 (n=1) / 0.7652 (+0.0848) |" in markdown
+    assert "AutoAttack" not in markdown  # no run has it
+
+
+def _autoattack_evaluation(eps=0.03, norm="linf") -> dict:
+    """tools.evaluate --attack=autoattack's JSON (the parts the report reads)."""
+    results = [{"attack": "natural", "accuracy": 0.85, "settings": {"eps": 0.0}}]
+    record = {"version": "autoattack", "eps": eps, "norm": norm, "robust_accuracy": 0.41}
+    data = {"dataset": "cifar10", "split": "test"}
+    return {"evaluations": [{"data": data, "results": results, "autoattack": record}]}
+
+
+def test_an_autoattack_evaluation_of_the_tables_test_data_adds_a_column(tmp_path, fabricate):
+    experiment = load("thesis/table_4_2.py")
+    finish_all(experiment, tmp_path, fabricate)
+    path = tmp_path / "ar5-seed0" / results.EVALUATION_FILE
+    path.write_text(json.dumps(_autoattack_evaluation()))
+    report.write_report(experiment, tmp_path, tmp_path / "out")
+    lines = (tmp_path / "out" / "table_4_2.md").read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| λ"))
+    assert header.endswith("| Adv. Test | AutoAttack Test |")
+    row = next(line for line in lines if line.startswith("| 5.0 |"))
+    assert row.endswith("| 0.4100 (n=1) |")
+    with open(tmp_path / "out" / "table_4_2.csv") as f:
+        assert "AutoAttack Test mean" in next(csv.reader(f))
+    # Another eps or norm is another threat model: the file is ignored, and no column appears.
+    for changes in ({"eps": 0.0314}, {"norm": "l2"}):
+        path.write_text(json.dumps(_autoattack_evaluation(**changes)))
+        with pytest.warns(UserWarning, match="its AutoAttack threat model"):
+            report.write_report(experiment, tmp_path, tmp_path / "other")
+        assert "AutoAttack" not in (tmp_path / "other" / "table_4_2.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -178,13 +178,20 @@ def _grid_table(
 
 
 def lambda_table(number: str, sweep_: grid.Sweep, root: Path) -> Table:
-    """Tables 4.1, 4.2: rows lambda, columns the four metrics."""
+    """Tables 4.1, 4.2: rows lambda, columns the four metrics (and AutoAttack where a run's
+    evaluation.json has it)."""
     rows = [f"{regularization(cell.config):.1f}" for cell in sweep_.entries]
+    metrics = results.METRICS | results.OPTIONAL_METRICS
     cells = {}
     for cell, by_seed in _finished(sweep_, root):
         row = f"{regularization(cell.config):.1f}"
-        cells |= {(row, col): _per_seed(by_seed, key) for col, key in results.METRICS.items()}
-    return _grid_table(number, "λ", cells, rows, list(results.METRICS), sweep_.seeds)
+        cells |= {(row, col): _per_seed(by_seed, key) for col, key in metrics.items()}
+    shown = [
+        c
+        for c in metrics
+        if c in results.METRICS or any(v for (_, k), v in cells.items() if k == c)
+    ]
+    return _grid_table(number, "λ", cells, rows, shown, sweep_.seeds)
 
 
 def _pretrain_label(config: dict) -> str:

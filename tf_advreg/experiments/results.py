@@ -10,7 +10,8 @@ replaces them, e.g.
         --output=<workdir>/evaluation.json
 to replace the per-epoch PGD-20 numbers (on a sample of the training split) with a full-split
 evaluation, but only when its dataset, splits and PGD settings equal the run's; otherwise it
-is ignored with a warning naming it.
+is ignored with a warning naming it. An evaluation with `--attack=autoattack` of the table's
+test split at the run's eps and norm adds the AutoAttack accuracy (OPTIONAL_METRICS).
 """
 
 import dataclasses
@@ -34,6 +35,8 @@ METRICS = {
     "Adv. Test": "test/adversarial_accuracy",
 }
 _ATTACK_KIND = {"natural": "natural", "pgd": "adversarial"}
+# Columns shown only when some run has them: AutoAttack on the test split, from evaluation.json.
+OPTIONAL_METRICS = {"AutoAttack Test": "test/autoattack_accuracy"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,11 +90,16 @@ def _logged_metrics(workdir: Path, config: dict) -> dict[str, float]:
     return metrics
 
 
+def _same_threat_model(settings: dict, config: dict) -> bool:
+    return settings.get("norm") == config["attack_norm"] and math.isclose(
+        settings.get("eps", -1), config["eps"]
+    )
+
+
 def _same_attack(settings: dict, config: dict) -> bool:
     return (
-        settings.get("norm") == config["attack_norm"]
+        _same_threat_model(settings, config)
         and settings.get("steps") == config["eval_attack_steps"]
-        and math.isclose(settings.get("eps", -1), config["eps"])
         and math.isclose(settings.get("step_size") or -1, config["eval_attack_step_size"])
     )
 
@@ -118,6 +126,14 @@ def _evaluation_metrics(path: Path, config: dict) -> dict[str, float]:
                 )
             if kind and not problem:
                 metrics[f"{role}/{kind}_accuracy"] = result["accuracy"]
+        autoattack = evaluation.get("autoattack")
+        if autoattack and not _same_threat_model(autoattack, config):
+            problem = problem or (
+                f"its AutoAttack threat model ({autoattack['norm']} eps {autoattack['eps']}) is "
+                f"not the run's ({config['attack_norm']} eps {config['eps']})"
+            )
+        if autoattack and role == "test" and not problem:
+            metrics["test/autoattack_accuracy"] = autoattack["robust_accuracy"]
         if problem:
             warnings.warn(f"Ignoring {path}: {problem}.", stacklevel=2)
             return {}
