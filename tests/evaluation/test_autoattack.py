@@ -132,13 +132,16 @@ def test_square_agrees_with_numpy_and_stays_in_the_ball(linear, norm, eps):
     assert ours_accuracy < 1 - _fooled(network, images, labels).mean()
 
 
-def test_autoattack_sequence_invariants(linear):
+@pytest.mark.parametrize(
+    "norm, eps", [("linf", 0.05), pytest.param("l2", 0.3, marks=pytest.mark.slow)]
+)
+def test_autoattack_sequence_invariants(linear, norm, eps):
     network, _, _, images, labels = linear
     sequence = [
-        Attack("apgd-ce", eps=0.05, steps=5),
-        Attack("apgd-t", eps=0.05, steps=5),
-        Attack("fab-t", eps=0.05, steps=5),
-        Attack("square", eps=0.05, steps=50),
+        Attack("apgd-ce", eps=eps, steps=5, norm=norm),
+        Attack("apgd-t", eps=eps, steps=5, norm=norm),
+        Attack("fab-t", eps=eps, steps=5, norm=norm),
+        Attack("square", eps=eps, steps=50, norm=norm),
     ]
     batches = [(images[:50], labels[:50]), (images[50:], labels[50:])]
     outcomes, record = autoattack.evaluate(
@@ -175,7 +178,12 @@ def test_autoattack_sequence_invariants(linear):
     card = report.robustbench_record(doc, "linear")
     assert card["autoattack_acc"] == round(100 * final.accuracy, 2)
     assert card["clean_acc"] == round(100 * natural.accuracy, 2)
-    assert (card["eps"], card["threat_model"], card["architecture"]) == (0.05, "Linf", "linear")
+    threat_model = {"linf": "Linf", "l2": "L2"}[norm]
+    assert (card["eps"], card["threat_model"], card["architecture"]) == (
+        eps,
+        threat_model,
+        "linear",
+    )
     assert (card["dataset"], card["n_examples"]) == ("digits", 128)
 
 
@@ -184,6 +192,7 @@ def test_autoattack_versions():
     assert [(a.name, a.steps) for a in standard] == [
         ("apgd-ce", 100),
         ("apgd-t", 100),
+        ("fab-t", 100),
         ("square", 5000),
     ]
     randomized = autoattack.attacks("autoattack-rand", eps=0.03, norm="linf", seed=0)
