@@ -163,14 +163,16 @@ def fab_run(
     norm: str,
     steps: int,
     stop_below=None,
+    settled: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """One FAB run towards `targets` from x itself (fab_base.py:attack_single_run without a
     random start): returns the closest misclassified images found and their distances to x
     (1e10 where none was found).
 
     Costs `steps` forward and backward passes plus `steps` forward passes. With `stop_below`,
-    the loop stops once every example has a misclassified point within that distance (the
-    reference always runs `steps`; later iterations can only shrink the distance).
+    the loop stops once every example has a misclassified point within that distance or is
+    `settled` (its result is not needed); the reference always runs `steps`, but later
+    iterations can only shrink the distance.
     """
     x = tf.convert_to_tensor(x, tf.float32)
     y = tf.cast(y, tf.int32)
@@ -215,9 +217,10 @@ def fab_run(
     def going(i, x1, best, distance):
         if stop_below is None:
             return i < steps
-        return (i < steps) & ~tf.reduce_all(distance <= stop_below)
+        return (i < steps) & ~tf.reduce_all((distance <= stop_below) | settled)
 
     distance = tf.fill([batch], _UNSET)
+    settled = tf.zeros([batch], tf.bool) if settled is None else settled
     _, _, best, distance = tf.while_loop(
         going, body, (tf.constant(0), x, x, distance), maximum_iterations=steps
     )
@@ -260,7 +263,7 @@ def fab_targeted(
 
     def body(t, x_adv, broken):
         best, distance = fab_run(
-            model, x, y, ranked[:, t + 1], norm=norm, steps=steps, stop_below=eps
+            model, x, y, ranked[:, t + 1], norm=norm, steps=steps, stop_below=eps, settled=broken
         )
         success = ~broken & (distance <= eps)  # fab_base.py:312-323
         return t + 1, tf.where(_per_example(success, x), best, x_adv), broken | success
