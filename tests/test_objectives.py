@@ -201,3 +201,20 @@ def test_mixed_bfloat16_training_keeps_float32_losses_and_learns():
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
     loss = model.fit(images, labels, batch_size=16, epochs=10, verbose=0).history["loss"]
     assert np.all(np.isfinite(loss)) and loss[-1] < 0.7 * loss[0], loss
+
+
+def test_fit_traces_the_train_step_once():
+    """compile builds the optimizer, so the first step creates no variables and is not traced
+    a second time (tracing a ResNet18 step costs more than a tiny run's training)."""
+    traces = []
+
+    class Counted(objectives.NaturalTraining):
+        def train_step(self, data):
+            traces.append(1)
+            return super().train_step(data)
+
+    images, labels = separable_images(32)
+    model = Counted(_small_convnet(0))
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
+    model.fit(images, labels, batch_size=16, epochs=2, verbose=0, shuffle=False)
+    assert len(traces) == 1
