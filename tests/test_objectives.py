@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import separable_images
+from support import separable_images, two_replicas
 
 from tf_advreg import objectives
 from tf_advreg.models import resnet18
@@ -86,7 +86,7 @@ def test_mirrored_step_matches_single_device_with_weight_decay(name):
         model.fit(dataset, epochs=2, verbose=0, shuffle=False)
         return [w.numpy() for w in model.network.weights]
 
-    mirrored = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    mirrored = train(two_replicas())
     single = train(tf.distribute.get_strategy())
     initial = [w.numpy() for w in _small_convnet(4, batchnorm=False).weights]
     assert any(not np.allclose(i, s) for i, s in zip(initial, single))

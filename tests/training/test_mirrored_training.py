@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import tensorflow as tf
+from support import two_replicas
 
 from tf_advreg import data, objectives
 from tf_advreg.models import resnet18
@@ -30,7 +31,7 @@ def test_two_replicas_read_the_single_device_batches_and_take_its_steps():
         return network.get_weights()
 
     single = train(tf.distribute.get_strategy())
-    mirrored = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    mirrored = train(two_replicas())
     assert any(not np.allclose(a, b) for a, b in zip(initial, single))
     for a, b in zip(mirrored, single):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
