@@ -13,23 +13,15 @@ from configs import default
 
 def get_config():
     config = default.get_config()
-    config.pretrain_dataset = "digits"
-    config.pretrain_split = "pretrain"
-    config.tune_dataset = "digits"
-    config.tune_split = "tune"
-    config.width = 16
-    config.pretrain_objective = "trades"
-    config.pretrain_beta = 3.0
-    config.tune_objective = "trades"
-    config.tune_beta = 5.0
-    config.pretrain_epochs = 8
-    config.tune_epochs = 4
+    config.pretrain.update(
+        dataset="digits", split="pretrain", objective="trades", beta=3.0, epochs=8, lr=0.1
+    )
+    config.tune.update(
+        dataset="digits", split="tune", objective="trades", beta=5.0, epochs=4, lr=0.01
+    )
+    config.model.width = 16
     config.batch_size = 50
-    config.pretrain_lr = 0.1
-    config.tune_lr = 0.01
-    config.eps = 0.1
-    config.attack_step_size = 0.025
-    config.eval_attack_step_size = 0.01
-    config.train_eval_subset = 500
+    config.attack.update(eps=0.1, step_size=0.025, eval_step_size=0.01)
+    config.eval.train_subset = 500
     config.workdir = "runs/digits_demo"
     return config

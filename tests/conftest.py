@@ -35,6 +35,7 @@ def digits_model():
     """A tiny ResNet18 trained briefly on scikit-learn's digits: enough to attack meaningfully."""
     import keras
     from sklearn.datasets import load_digits
+    from support import thesis_attack
 
     from tf_advreg.models import resnet18
     from tf_advreg.objectives import NaturalTraining
@@ -44,7 +45,7 @@ def digits_model():
     labels = digits.target.astype("int32")
     keras.utils.set_random_seed(0)
     network = resnet18(num_classes=10, width=8, input_shape=(8, 8, 1))
-    model = NaturalTraining(network)
+    model = NaturalTraining(network, attack=thesis_attack())
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), jit_compile=True)
     model.fit(images[:1400], labels[:1400], batch_size=50, epochs=4, verbose=0)
     return network, images[1400:1528], labels[1400:1528]

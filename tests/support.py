@@ -79,3 +79,11 @@ def assert_in_ball_and_box(adversarial, images, eps: float, norm: str = "linf") 
     assert size.max() <= eps + 1e-6
     assert adversarial.min() >= 0.0 and adversarial.max() <= 1.0
     assert size.max() > 0  # it moved
+
+
+def thesis_attack():
+    """The thesis's attack settings, schema.ATTACK's defaults (eps 0.03, PGD-10 / PGD-20)."""
+    from tf_advreg.attacks import AttackSettings
+    from tf_advreg.training import schema
+
+    return AttackSettings(**{name: field.default for name, field in schema.ATTACK.items()})

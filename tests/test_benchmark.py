@@ -11,6 +11,7 @@ import pytest
 from support import assert_one_line_error, run_tool
 
 from tf_advreg import benchmarking, objectives
+from tf_advreg.attacks import AttackSettings
 from tf_advreg.models import resnet18
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +48,10 @@ def test_forward_macs_match_a_hand_count_of_cifar_resnet18():
 )
 def test_forward_equivalents_follow_each_train_step(name, beta, expected):
     network = resnet18(num_classes=4, width=2, input_shape=(8, 8, 1))
-    model = objectives.objective_class(name)(
-        network, beta=beta, attack_steps=5, eval_attack_steps=7
+    attack = AttackSettings(
+        eps=0.03, norm="linf", steps=5, step_size=0.007, eval_steps=7, eval_step_size=0.003
     )
+    model = objectives.objective_class(name)(network, attack=attack, beta=beta)
     assert benchmarking.train_forward_equivalents(model) == expected
     assert benchmarking.eval_forward_equivalents(model) == 2 * 7 + 2
 

@@ -1,5 +1,7 @@
 """Objectives: they learn, AR(0) is robust optimization, XLA works, strategies are exact."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -7,9 +9,12 @@ import tensorflow as tf
 from support import separable_images, two_replicas
 
 from tf_advreg import objectives
+from tf_advreg.attacks import AttackSettings
 from tf_advreg.models import resnet18
 
-ATTACK = dict(eps=0.1, attack_steps=3, attack_step_size=0.04, eval_attack_steps=3)
+ATTACK = AttackSettings(
+    eps=0.1, norm="linf", steps=3, step_size=0.04, eval_steps=3, eval_step_size=0.003
+)
 
 
 def _network(seed=0):
@@ -31,7 +36,7 @@ def _small_convnet(seed, batchnorm=True):
 @pytest.mark.parametrize("name", sorted(objectives.OBJECTIVES))
 def test_each_objective_lowers_its_training_loss_under_xla(name):
     images, labels = separable_images(64)
-    model = objectives.objective_class(name)(_small_convnet(0), beta=1.0, **ATTACK)
+    model = objectives.objective_class(name)(_small_convnet(0), beta=1.0, attack=ATTACK)
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=True)
     history = model.fit(images, labels, batch_size=16, epochs=10, verbose=0, shuffle=False)
     loss = history.history["loss"]
@@ -48,7 +53,7 @@ def test_each_objective_lowers_its_training_loss_under_xla(name):
 
 def _one_step(cls, **kwargs):
     images, labels = separable_images(16, seed=1)
-    model = cls(_small_convnet(3), **ATTACK, **kwargs)
+    model = cls(_small_convnet(3), attack=ATTACK, **kwargs)
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
     model.fit(images, labels, batch_size=16, epochs=1, verbose=0, shuffle=False)
     return [w.numpy() for w in model.network.weights]
@@ -71,7 +76,7 @@ def test_mirrored_step_matches_single_device_with_weight_decay(name):
 
     # Without a random start TRADES's KL attack begins where its gradient is zero up to
     # rounding, and the sign of rounding noise depends on the batch split: no attack for it.
-    attack = ATTACK | ({"attack_steps": 0} if name == "trades" else {})
+    attack = dataclasses.replace(ATTACK, steps=0) if name == "trades" else ATTACK
 
     def train(strategy):
         with strategy.scope():
@@ -80,7 +85,7 @@ def test_mirrored_step_matches_single_device_with_weight_decay(name):
                 beta=2.0,
                 random_start=False,
                 weight_decay=0.05,
-                **attack,
+                attack=attack,
             )
             model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
         model.fit(dataset, epochs=2, verbose=0, shuffle=False)
@@ -96,21 +101,23 @@ def test_mirrored_step_matches_single_device_with_weight_decay(name):
 
 def test_training_attack_uses_the_objectives_loss_and_eval_uses_pgd_ce():
     network = _network()
-    trades = objectives.Trades(network, beta=1.0, **ATTACK)
+    trades = objectives.Trades(network, beta=1.0, attack=ATTACK)
     trades.compile(optimizer=keras.optimizers.SGD(0.1))
     images, labels = separable_images(8)
     # The TRADES attack starts at x + 0.001 N(0, I) and maximises the KL; it moves the images.
     moved = trades.attack(images, labels).numpy()
-    assert 0 < np.abs(moved - images).max() <= ATTACK["eps"] + 1e-6
+    assert 0 < np.abs(moved - images).max() <= ATTACK.eps + 1e-6
     eval_adv = trades.attack(images, labels, evaluation=True).numpy()
-    assert np.abs(eval_adv - images).max() <= ATTACK["eps"] + 1e-6
+    assert np.abs(eval_adv - images).max() <= ATTACK.eps + 1e-6
 
 
 def test_each_evaluation_batch_gets_its_own_reproducible_random_start():
     images, labels = separable_images(16, seed=3)
 
     def evaluation_attacks():
-        model = objectives.NaturalTraining(_small_convnet(0), eps=0.1, eval_attack_steps=1)
+        model = objectives.NaturalTraining(
+            _small_convnet(0), attack=dataclasses.replace(ATTACK, eval_steps=1)
+        )
         model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
         model.fit(images, labels, batch_size=16, epochs=1, verbose=0, shuffle=False)
         first, second = (model.attack(images, labels, evaluation=True) for _ in range(2))
@@ -125,25 +132,28 @@ def test_each_evaluation_batch_gets_its_own_reproducible_random_start():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "attack, kwargs, message",
     [
-        (dict(eps=-0.1), "eps must be >= 0"),
-        (dict(beta=-1.0), "beta must be >= 0"),
-        (dict(attack_steps=-2), "steps must be >= 0"),
-        (dict(attack_step_size=0.0), "step_size must be > 0"),
-        (dict(norm="l7"), "norm must be one of"),
-        (dict(weight_decay=-1e-4), "weight_decay must be >= 0"),
-        (dict(regularizer="hellinger"), "Unknown regularizer 'hellinger'"),
+        (dict(eps=-0.1), {}, r"eps must be in \[0, 1\]"),
+        (dict(eps=1.5), {}, r"eps must be in \[0, 1\]"),
+        ({}, dict(beta=-1.0), "beta must be >= 0"),
+        (dict(steps=-2), {}, "steps must be >= 0"),
+        (dict(eval_steps=-2), {}, "steps must be >= 0"),
+        (dict(step_size=0.0), {}, "step_size must be > 0"),
+        (dict(eval_step_size=0.0), {}, "step_size must be > 0"),
+        (dict(norm="l7"), {}, "norm must be one of"),
+        ({}, dict(weight_decay=-1e-4), "weight_decay must be >= 0"),
+        ({}, dict(regularizer="hellinger"), "Unknown regularizer 'hellinger'"),
     ],
 )
-def test_bad_settings_are_rejected(kwargs, message):
+def test_bad_settings_are_rejected(attack, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        objectives.Trades(_network(), **kwargs)
+        objectives.Trades(_network(), attack=dataclasses.replace(ATTACK, **attack), **kwargs)
 
 
 def test_regularizer_is_refused_where_there_is_no_distance_to_swap():
     with pytest.raises(ValueError, match="applies to trades and ar only"):
-        objectives.Mart(_network(), regularizer="total_variation")
+        objectives.Mart(_network(), attack=ATTACK, regularizer="total_variation")
 
 
 @pytest.mark.parametrize("name", ["trades", "ar"])
@@ -154,7 +164,7 @@ def test_attack_and_update_use_the_regularizer(name):
     attacks, weights = {}, {}
     for distance in ("kl", "total_variation"):
         model = objectives.objective_class(name)(
-            _small_convnet(3), beta=3.0, regularizer=distance, seed=5, **ATTACK
+            _small_convnet(3), beta=3.0, regularizer=distance, seed=5, attack=ATTACK
         )
         model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
         attacks[distance] = model.attack(images, labels).numpy()
@@ -172,8 +182,8 @@ def test_unknown_objective_lists_the_valid_ones():
 def test_weight_decay_is_added_to_the_gradient_like_pytorch_sgd():
     """One plain-SGD step: the decayed weights differ from the plain ones by lr * wd * w."""
     images, labels = separable_images(16, seed=1)
-    decayed = objectives.NaturalTraining(_small_convnet(5, False), weight_decay=0.1)
-    plain = objectives.NaturalTraining(_small_convnet(5, False))
+    decayed = objectives.NaturalTraining(_small_convnet(5, False), attack=ATTACK, weight_decay=0.1)
+    plain = objectives.NaturalTraining(_small_convnet(5, False), attack=ATTACK)
     for model in (decayed, plain):
         model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
         model.fit(images, labels, batch_size=16, epochs=1, verbose=0, shuffle=False)
@@ -184,7 +194,7 @@ def test_weight_decay_is_added_to_the_gradient_like_pytorch_sgd():
 
 def test_resnet18_objective_compiles_with_xla():
     images, labels = separable_images(16)
-    model = objectives.Trades(_network(), beta=1.0, **ATTACK)
+    model = objectives.Trades(_network(), beta=1.0, attack=ATTACK)
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), jit_compile=True)
     history = model.fit(images, labels, batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -194,7 +204,7 @@ def test_mixed_bfloat16_training_keeps_float32_losses_and_learns():
     images, labels = separable_images(64)
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = objectives.AdversarialRegularization(_small_convnet(0), beta=1.0, **ATTACK)
+        model = objectives.AdversarialRegularization(_small_convnet(0), beta=1.0, attack=ATTACK)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert model.network.layers[0].compute_dtype == "bfloat16"

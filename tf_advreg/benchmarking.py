@@ -20,8 +20,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_advreg import objectives
+from tf_advreg.attacks import AttackSettings
 from tf_advreg.models import resnet18
-from tf_advreg.objectives import OBJECTIVES, AdversarialModel, RobustOptimization, objective_class
+from tf_advreg.objectives import AdversarialModel, RobustOptimization
+from tf_advreg.training import schema
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 # pgd computes the natural logits z(x) once, before its loop, for these attack losses.
@@ -253,9 +256,10 @@ def _network(config: BenchmarkConfig) -> keras.Model:
 def check_objective(name: str) -> None:
     """Raises ValueError unless `name` is an objective or eval_pgdK (K >= 1 PGD steps)."""
     evaluation = _EVAL_PGD.fullmatch(name)
-    if evaluation is None and name not in OBJECTIVES or evaluation and int(evaluation[1]) < 1:
+    known = objectives.OBJECTIVES
+    if evaluation is None and name not in known or evaluation and int(evaluation[1]) < 1:
         raise ValueError(
-            f"Unknown objective {name!r}; choose from {', '.join(OBJECTIVES)} or eval_pgdK "
+            f"Unknown objective {name!r}; choose from {', '.join(known)} or eval_pgdK "
             "(the PGD-K evaluation step, K >= 1)."
         )
 
@@ -263,13 +267,14 @@ def check_objective(name: str) -> None:
 def _model(objective: str, config: BenchmarkConfig) -> tuple[AdversarialModel, bool]:
     """The compiled objective and whether its evaluation step (not training) is timed."""
     evaluation = _EVAL_PGD.fullmatch(objective)
-    cls = RobustOptimization if evaluation else objective_class(objective)
-    model = cls(
-        _network(config),
-        beta=BENCHMARK_BETA,
-        attack_steps=config.attack_steps,
-        eval_attack_steps=int(evaluation.group(1)) if evaluation else 20,
+    cls = RobustOptimization if evaluation else objectives.objective_class(objective)
+    thesis_attack = {name: field.default for name, field in schema.ATTACK.items()}
+    attack = AttackSettings(
+        **thesis_attack
+        | {"steps": config.attack_steps}
+        | ({"eval_steps": int(evaluation.group(1))} if evaluation else {})
     )
+    model = cls(_network(config), attack=attack, beta=BENCHMARK_BETA)
     model.compile(
         optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
         jit_compile=config.jit,

@@ -5,6 +5,11 @@ attack settings. A subclass states only which loss its attack maximises (`attack
 which per-example loss training minimises (`training_loss`); the step's control flow lives
 in one place. Everything else (logging, checkpoints) belongs in callbacks.
 
+Each class also describes itself: its `config_name`, the `display_name` reports use, and
+whether it takes a `regularizer` and a `beta`. Adding an objective is one class here and its
+entry in OBJECTIVES; config validation, tools.train, tools.report and tools.benchmark read it
+from there.
+
 | class                     | attack maximises       | training minimises                    |
 |---------------------------|------------------------|---------------------------------------|
 | NaturalTraining           | (no attack)            | CE(z(x), y)                           |
@@ -29,7 +34,7 @@ import keras
 import tensorflow as tf
 
 from tf_advreg import losses
-from tf_advreg.attacks import pgd, validate_attack_args
+from tf_advreg.attacks import AttackSettings, pgd, validate_attack_args
 from tf_advreg.training import awp, ema
 
 
@@ -51,23 +56,20 @@ class AdversarialModel(keras.Model):
     training/ema.py); 0 turns either off and leaves the step exactly as without it.
     """
 
-    attack_loss: str | None = "ce"
+    config_name: str  # in configs: `--config.pretrain.objective=<config_name>`
+    display_name: str  # in tables and figures: "TRADES 3.0"
+    attack_loss: str | None = "ce"  # one of attacks.ATTACK_LOSSES; None: no attack
     takes_regularizer = False  # whether `regularizer` may name another distance than KL
+    uses_beta = True  # whether `beta` weighs a term (a report labels it with its beta)
 
     def __init__(
         self,
         network: keras.Model,
         *,
+        attack: AttackSettings,
         beta: float = 0.0,
         regularizer: str = "kl",
-        eps: float = 0.03,
-        attack_steps: int = 10,
-        attack_step_size: float = 0.007,
-        eval_attack_steps: int = 20,
-        eval_attack_step_size: float = 0.003,
-        norm: str = "linf",
         random_start: bool = True,
-        attack_bn_training: bool = False,
         weight_decay: float = 0.0,
         awp_gamma: float = 0.0,
         ema_decay: float = 0.0,
@@ -77,33 +79,21 @@ class AdversarialModel(keras.Model):
         super().__init__(**kwargs)
         # What `with_network` needs to build the same objective and attacks around another network.
         self._settings = dict(
-            beta=beta,
-            regularizer=regularizer,
-            eps=eps,
-            attack_steps=attack_steps,
-            attack_step_size=attack_step_size,
-            eval_attack_steps=eval_attack_steps,
-            eval_attack_step_size=eval_attack_step_size,
-            norm=norm,
-            random_start=random_start,
-            attack_bn_training=attack_bn_training,
-            seed=seed,
+            attack=attack, beta=beta, regularizer=regularizer, random_start=random_start, seed=seed
         )
         validate_attack_args(
-            eps=eps,
-            step_size=attack_step_size,
-            steps=attack_steps,
+            eps=attack.eps,
+            step_size=attack.step_size,
+            steps=attack.steps,
             loss=self.attack_loss or "ce",
             beta=beta,
-            norm=norm,
             regularizer=regularizer,
         )
         if regularizer != "kl" and not self.takes_regularizer:
             raise ValueError(
-                f"regularizer {regularizer!r} applies to trades and ar only; "
+                f"regularizer {regularizer!r} applies to {' and '.join(regularized())} only; "
                 f"{type(self).__name__} takes regularizer 'kl'."
             )
-        validate_attack_args(eps=eps, step_size=eval_attack_step_size, steps=eval_attack_steps)
         if isinstance(weight_decay, Real) and weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
         if awp_gamma < 0:
@@ -113,19 +103,19 @@ class AdversarialModel(keras.Model):
         self.network = network
         self.beta = float(beta)
         self.regularizer = regularizer
-        self.norm = norm
+        self.norm = attack.norm
         self.random_start = random_start
-        self.attack_steps = int(attack_steps)
-        self.eval_attack_steps = int(eval_attack_steps)
-        self.attack_bn_training = attack_bn_training
+        self.attack_steps = int(attack.steps)
+        self.eval_attack_steps = int(attack.eval_steps)
+        self.attack_bn_training = attack.bn_training
         self.weight_decay = float(weight_decay)
         self.seed = int(seed)
-        self.eps = keras.Variable(eps, dtype="float32", trainable=False, name="eps")
+        self.eps = keras.Variable(attack.eps, dtype="float32", trainable=False, name="eps")
         self.attack_step_size = keras.Variable(
-            attack_step_size, dtype="float32", trainable=False, name="attack_step_size"
+            attack.step_size, dtype="float32", trainable=False, name="attack_step_size"
         )
         self.eval_attack_step_size = keras.Variable(
-            eval_attack_step_size, dtype="float32", trainable=False, name="eval_attack_step_size"
+            attack.eval_step_size, dtype="float32", trainable=False, name="eval_attack_step_size"
         )
         # Adversarial weight perturbation's relative size (training/awp.py); a variable, so its
         # warm-up does not retrace the step. None when off: the step is then exactly without it.
@@ -282,6 +272,9 @@ class AdversarialModel(keras.Model):
 class NaturalTraining(AdversarialModel):
     """Standard training on clean images; evaluation still reports PGD accuracy."""
 
+    config_name = "natural"
+    display_name = "Natural"
+    uses_beta = False
     attack_loss = None
 
     def training_loss(self, logits_nat, logits_adv, labels):
@@ -291,6 +284,9 @@ class NaturalTraining(AdversarialModel):
 class RobustOptimization(AdversarialModel):
     """Madry et al. (2018): min over weights of max over the ball of CE."""
 
+    config_name = "robopt"
+    display_name = "Rob Opt"
+    uses_beta = False
     attack_loss = "ce"
 
     @property
@@ -304,6 +300,8 @@ class RobustOptimization(AdversarialModel):
 class Trades(AdversarialModel):
     """Zhang et al. (2019): natural CE plus beta times the KL the attack maximised."""
 
+    config_name = "trades"
+    display_name = "TRADES"
     attack_loss = "kl"
     takes_regularizer = True
 
@@ -316,6 +314,8 @@ class Trades(AdversarialModel):
 class AdversarialRegularization(AdversarialModel):
     """Thesis Alg. 3: the attack and the update share CE(z(x'), y) + beta KL(p(x) || p(x'))."""
 
+    config_name = "ar"
+    display_name = "AR"
     attack_loss = "ce+kl"
     takes_regularizer = True
 
@@ -337,6 +337,8 @@ class AdversarialLogitPairing(AdversarialModel):
     """Logit pairing in the thesis's form (§2.2, after Kannan et al. 2018): natural CE plus beta
     times the squared logit distance, summed over classes."""
 
+    config_name = "alp"
+    display_name = "ALP"
     attack_loss = "ce"
 
     def training_loss(self, logits_nat, logits_adv, labels):
@@ -347,6 +349,8 @@ class KannanLogitPairing(AdversarialModel):
     """Logit pairing as Kannan et al.'s (2018) code trains it: the mean of the natural and the
     adversarial CE, plus beta times the squared logit gap averaged over classes."""
 
+    config_name = "alp_kannan"
+    display_name = "ALP (Kannan)"
     attack_loss = "ce"
 
     def training_loss(self, logits_nat, logits_adv, labels):
@@ -356,6 +360,8 @@ class KannanLogitPairing(AdversarialModel):
 class Mart(AdversarialModel):
     """Wang et al. (2020): boosted CE on x' plus a KL weighted by natural misclassification."""
 
+    config_name = "mart"
+    display_name = "MART"
     attack_loss = "ce"
 
     def training_loss(self, logits_nat, logits_adv, labels):
@@ -363,18 +369,32 @@ class Mart(AdversarialModel):
 
 
 OBJECTIVES = {
-    "natural": NaturalTraining,
-    "robopt": RobustOptimization,
-    "trades": Trades,
-    "ar": AdversarialRegularization,
-    "alp": AdversarialLogitPairing,
-    "alp_kannan": KannanLogitPairing,
-    "mart": Mart,
+    cls.config_name: cls
+    for cls in (
+        NaturalTraining,
+        RobustOptimization,
+        Trades,
+        AdversarialRegularization,
+        AdversarialLogitPairing,
+        KannanLogitPairing,
+        Mart,
+    )
 }
 
 
 def objective_class(name: str) -> type[AdversarialModel]:
-    """The objective registered under `name`, or a ValueError listing the valid names."""
+    """The objective named `name`, or a ValueError listing the valid names."""
     if name not in OBJECTIVES:
         raise ValueError(f"Unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}.")
     return OBJECTIVES[name]
+
+
+def regularized() -> list[str]:
+    """The objectives whose regularizer may be another distance than KL."""
+    return [name for name, cls in OBJECTIVES.items() if cls.takes_regularizer]
+
+
+def label(name: str, beta: float) -> str:
+    """As the thesis's tables name a training method: Rob Opt, TRADES 0.5, AR 5.0."""
+    cls = objective_class(name)
+    return f"{cls.display_name} {beta:.1f}" if cls.uses_beta else cls.display_name

@@ -2,10 +2,12 @@
 
     python -m tools.train                                   # the embedded digits demo, offline
     python -m tools.train --config=configs/default.py       # the thesis: CINIC-10 -> CIFAR-10
-    python -m tools.train --tune_objective=ar --tune_beta=5 --workdir=runs/ar5
+    python -m tools.train --config.tune.objective=ar --config.tune.beta=5 --workdir=runs/ar5
 
-Every config field is also a plain flag of the same name (`--eps=0.031`), and
-`--config.<field>=<value>` works too. Config files are Python: only run ones you trust.
+Any config field is set with `--config.<path>=<value>` (the fields and their help: --helpfull,
+or tf_advreg/training/schema.py). The flat flags of the first releases (`--tune_beta=5`,
+`--eps=0.031`) are aliases of their nested fields. Config files are Python: only run ones you
+trust.
 """
 
 import signal
@@ -15,75 +17,25 @@ from pathlib import Path
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from configs import default
+from tf_advreg.training import legacy, schema
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fields_help() -> str:
+    lines = [f"  {path}: {field.help}" for path, field in schema.FIELDS.items()]
+    return "\n".join(["Its fields, each set with --config.<field>=<value>:", *lines])
+
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config",
     str(ROOT / "configs" / "digits_demo.py"),
-    "Experiment config file (Python, returning a ConfigDict). Default: the digits demo.",
+    "Experiment config file (Python, returning a ConfigDict). Default: the digits demo.\n"
+    + _fields_help(),
 )
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace a workdir that holds a run with a different config."
 )
-
-_HELP = {
-    "pretrain_dataset": "Dataset of the pretrain phase (digits, cifar10, cinic10, ...).",
-    "pretrain_split": "Training split of the pretrain phase, e.g. train+validation.",
-    "pretrain_subset": "Class-balanced sample size of the pretrain split (0: all).",
-    "tune_dataset": (
-        "Dataset of the tune phase; empty: no tune phase. With tune_epochs=0 nothing is "
-        "tuned, but the pretrained model is also evaluated on it."
-    ),
-    "tune_split": "Training split of the tune phase.",
-    "test_split": "Split evaluated each epoch as the test set.",
-    "data_dir": "TFDS data directory (empty: the TFDS default).",
-    "augment": "Augmentation policy (none, default, ...).",
-    "width": "ResNet18 first-stage width (64 is the thesis model).",
-    "sync_batchnorm": "BatchNorm statistics over the global batch under a distribution strategy.",
-    "pretrain_objective": "natural, robopt, trades, ar, alp, alp_kannan or mart.",
-    "pretrain_beta": "Regularization weight (the thesis's lambda) of the pretrain objective.",
-    "pretrain_regularizer": (
-        "Distance between p(x) and p(x') of trades and ar: kl, symmetric_kl, total_variation or "
-        "jensen_shannon."
-    ),
-    "tune_objective": "natural, robopt, trades, ar, alp, alp_kannan or mart.",
-    "tune_beta": "Regularization weight of the tune objective.",
-    "tune_regularizer": "Distance of the tune objective (trades, ar): as pretrain_regularizer.",
-    "tune_init_checkpoint": (
-        "Checkpoint to tune from (empty: this run's last pretrain epoch); another class count "
-        "keeps its body and gets a new classifier."
-    ),
-    "pretrain_epochs": "Epochs of the pretrain phase.",
-    "tune_epochs": "Epochs of the tune phase.",
-    "batch_size": "Global batch size (split across replicas).",
-    "pretrain_lr": "Initial learning rate of the pretrain phase.",
-    "tune_lr": "Initial learning rate of the tune phase.",
-    "lr_schedule": "step (x0.1 at 50% and 75%), cosine or constant.",
-    "momentum": "SGD momentum.",
-    "nesterov": "Use Nesterov momentum.",
-    "weight_decay": "L2 weight decay added to the gradient (as PyTorch SGD).",
-    "eps": "Radius of the threat model, in [0, 1] pixel units.",
-    "attack_norm": "Threat-model norm: linf or l2.",
-    "attack_steps": "PGD steps of the training attack.",
-    "attack_step_size": "PGD step size of the training attack.",
-    "eval_attack_steps": "PGD steps of the per-epoch evaluation attack.",
-    "eval_attack_step_size": "PGD step size of the per-epoch evaluation attack.",
-    "attack_bn_training": "Run BatchNorm in training mode during the training attack.",
-    "eval_every": "Evaluate every N epochs (and always after the last).",
-    "train_eval_subset": "Examples of each training split evaluated per epoch (0: all).",
-    "test_eval_subset": "Test examples evaluated per epoch; the final epoch reads all (0: all).",
-    "workdir": "Directory of the run's checkpoints, logs and exports.",
-    "keep_checkpoints": "Keep only the newest N epoch checkpoints (0: all).",
-    "seed": "Seed of weights, data order, augmentation and attack starts.",
-    "strategy": "auto, default, mirrored or multi_worker (TF_CONFIG).",
-    "jit_compile": "Compile the train and test steps with XLA: auto (on GPUs and TPUs, not on "
-    "CPUs), true or false; config.json records the resolved true or false.",
-    "mixed_precision": "Compute in mixed_bfloat16 (logits and losses stay float32).",
-    "steps_per_execution": "Train steps per compiled call.",
-    "deterministic": "TF op determinism and fixed thread pools: bit-identical reruns (slower).",
-}
 
 _DEFINE_BY_TYPE = {
     bool: flags.DEFINE_bool,
@@ -91,9 +43,17 @@ _DEFINE_BY_TYPE = {
     float: flags.DEFINE_float,
     str: flags.DEFINE_string,
 }
+
+
+def _alias_help(path: str, name: str) -> str:
+    field = schema.FIELDS[path]
+    return field.help if name == path else f"{field.help} (= --config.{path})"
+
+
+# The flat flags: every top-level field, and the first releases' names of nested ones.
 _PLAIN_FLAGS = {
-    name: _DEFINE_BY_TYPE[type(value)](name, None, _HELP[name])
-    for name, value in default.get_config().items()
+    name: _DEFINE_BY_TYPE[type(schema.FIELDS[path].default)](name, None, _alias_help(path, name))
+    for name, path in legacy.FLAT_NAMES.items()
 }
 
 
@@ -106,14 +66,15 @@ def _effective_config():
     for name, holder in _PLAIN_FLAGS.items():
         if holder.value is None:
             continue
-        override = f"config.{name}"
+        path = legacy.FLAT_NAMES[name]
+        override = f"config.{path}"
         if override in flags.FLAGS and flags.FLAGS[override].present:
-            if config[name] != holder.value:
+            if schema.get(config, path) != holder.value:
                 raise ValueError(
-                    f"--{name}={holder.value} and --{override}={config[name]} disagree; "
-                    "pass only one of them."
+                    f"--{name}={holder.value} and --{override}={schema.get(config, path)} "
+                    "disagree; pass only one of them."
                 )
-        config[name] = holder.value
+        schema.set_value(config, path, holder.value)
     return config
 
 
@@ -170,7 +131,7 @@ def main(argv):
         run_config.validate(config)
         if config.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        phases.check_tune_start(config, config.workdir)
+        phases.check_starts(config, config.workdir)
         distribution = strategy.make_strategy(config.strategy)
         with config.ignore_type():  # config.json records what "auto" resolved to
             config.jit_compile = resolve_jit_compile(config.jit_compile)

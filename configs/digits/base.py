@@ -25,16 +25,16 @@ PRETRAIN_LR = 0.05  # see above: 0.1 collapses lambda = 5 at this scale
 
 def _digits() -> ml_collections.ConfigDict:
     config = digits_demo.get_config()
-    config.pretrain_lr = PRETRAIN_LR
+    config.pretrain.lr = PRETRAIN_LR
     return config
 
 
 def chapter4() -> ml_collections.ConfigDict:
     config = _digits()
-    config.pretrain_split = "train"
-    config.tune_dataset = ""
-    config.pretrain_epochs = 20  # about 2 CPU minutes
-    config.eval_every = 0  # 0: the final epoch only
+    config.pretrain.split = "train"
+    config.tune.dataset = ""
+    config.pretrain.epochs = 20  # about 2 CPU minutes
+    config.eval.every = 0  # 0: the final epoch only
     config.keep_checkpoints = 1
     config.workdir = "runs/digits/chapter4"
     return config

@@ -13,9 +13,9 @@ from configs import default
 def chapter4() -> ml_collections.ConfigDict:
     """Chapter 4: one phase, 100 epochs on CIFAR-10 train, final model evaluated."""
     config = default.get_config()
-    config.pretrain_dataset = "cifar10"
-    config.pretrain_split = "train"
-    config.tune_dataset = ""
+    config.pretrain.dataset = "cifar10"
+    config.pretrain.split = "train"
+    config.tune.dataset = ""
     config.keep_checkpoints = 1  # only the final model is evaluated; 100 per run fill ~9 GB
     config.workdir = "runs/thesis/chapter4"
     return config

@@ -31,15 +31,15 @@ Method = tuple[str, float]
 
 def pretrain(method: Method) -> dict:
     objective, beta = method
-    return {"pretrain_objective": objective, "pretrain_beta": beta}
+    return {"pretrain.objective": objective, "pretrain.beta": beta}
 
 
 def tune(method: Method | None) -> dict:
     """None: untuned, the pretraining alone, which is then also evaluated on the tune data."""
     if method is None:
-        return {"tune_epochs": 0}
+        return {"tune.epochs": 0}
     objective, beta = method
-    return {"tune_objective": objective, "tune_beta": beta}
+    return {"tune.objective": objective, "tune.beta": beta}
 
 
 def lambda_grid(objective: str) -> list[dict]:
@@ -59,14 +59,14 @@ def pairs() -> list[dict]:
 
 def subset_pairs(subset: int) -> list[dict]:
     """Table 5.5: the three pairs pretrained on the whole split and on a `subset` sample."""
-    return [run | {"pretrain_subset": size} for size in (0, subset) for run in pairs()]
+    return [run | {"pretrain.subset": size} for size in (0, subset) for run in pairs()]
 
 
 def regularizer_grid() -> list[dict]:
     """TRADES and AR at each lambda with each distance, and robust optimization (lambda = 0).
     The KL entries are Figures 4-x's runs (same names), so a shared root trains them once."""
     return [pretrain(ROBOPT)] + [
-        pretrain((objective, beta)) | {"pretrain_regularizer": regularizer}
+        pretrain((objective, beta)) | {"pretrain.regularizer": regularizer}
         for objective in REGULARIZED
         for regularizer in REGULARIZERS
         for beta in LAMBDAS
@@ -75,4 +75,4 @@ def regularizer_grid() -> list[dict]:
 
 def pretrain_size_grid(sizes: tuple[int, ...]) -> list[dict]:
     """The three pairs pretrained on each sample size (0: the whole split, Table 5.5's runs)."""
-    return [run | {"pretrain_subset": size} for size in sizes for run in pairs()]
+    return [run | {"pretrain.subset": size} for size in sizes for run in pairs()]

@@ -16,8 +16,8 @@ REPORT = "tables_5"
 
 def get_config():
     config = base.chapter5()
-    config.pretrain_dataset = "imagenet32_no_cifar10"
-    config.pretrain_split = "train"
+    config.pretrain.dataset = "imagenet32_no_cifar10"
+    config.pretrain.split = "train"
     config.workdir = "runs/thesis/imagenet_no_cifar10"
     return config
 

@@ -10,7 +10,7 @@ from fake_datasets import prepare_fake_cifar10, write_fake_imagenet32
 from tf_advreg import data
 from tf_advreg.data import imagenet32
 from tf_advreg.experiments import grid
-from tf_advreg.training import callbacks, checkpoints, phases
+from tf_advreg.training import callbacks, checkpoints, legacy, phases
 
 AIRLINER, AMBULANCE, TENCH = "n02690373", "n02701002", "n01440764"
 
@@ -66,19 +66,20 @@ def test_pretrains_on_it_and_tunes_on_cifar10_with_a_new_head(tmp_path):
     write_fake_imagenet32(tmp_path / "downloads" / "manual", kept * 4, kept * 2)
     prepare_fake_cifar10(tmp_path)  # 50 train, 20 test images
     config = grid.load_experiment("configs/thesis/imagenet_no_cifar10.py").get_config()
-    config.update(
+    legacy.override(
+        config,
         {
             "data_dir": str(tmp_path),
-            "width": 2,
+            "model.width": 2,
             "batch_size": 10,
-            "pretrain_epochs": 1,
-            "tune_epochs": 1,
-            "attack_steps": 1,
-            "eval_attack_steps": 1,
-            "train_eval_subset": 10,
-            "test_eval_subset": 10,
+            "pretrain.epochs": 1,
+            "tune.epochs": 1,
+            "attack.steps": 1,
+            "attack.eval_steps": 1,
+            "eval.train_subset": 10,
+            "eval.test_subset": 10,
             "jit_compile": "false",
-        }
+        },
     )
     workdir = tmp_path / "run"
     for phase in phases.phases_from_config(config):

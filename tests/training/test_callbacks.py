@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import thesis_attack
 
 from tf_advreg.models import resnet18
 from tf_advreg.objectives import NaturalTraining
@@ -18,7 +19,7 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_earlier_checkpoints(tmp_pa
     images[3, 5] = np.nan  # epoch 2 (batches 2 and 3), its second step
     labels = rng.integers(0, 3, (4, 16)).astype("int32")
     batches = tf.data.Dataset.from_tensor_slices((images, labels))
-    model = NaturalTraining(resnet18(**ARGS))
+    model = NaturalTraining(resnet18(**ARGS), attack=thesis_attack())
     model.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=False)
     guards = [
         callbacks.StopOnNonFiniteLoss(),

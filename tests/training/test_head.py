@@ -10,12 +10,12 @@ import tensorflow as tf
 from configs import digits_demo
 from tf_advreg import data
 from tf_advreg.models import resnet18
-from tf_advreg.training import checkpoints, head, phases
+from tf_advreg.training import checkpoints, head, legacy, phases
 
 DIGITS = data.info("digits")
 ARGS = {
     "num_classes": 3,
-    "width": 2,
+    "model.width": 2,
     "input_shape": list(DIGITS.image_shape),
     "mean": list(DIGITS.mean),
     "std": list(DIGITS.std),
@@ -53,19 +53,20 @@ def test_body_is_the_checkpoints_and_the_head_is_fresh_and_seeded(tmp_path):
 def test_tune_phase_starts_from_a_checkpoint_with_other_classes(tmp_path, capsys):
     _, checkpoint = _checkpoint(tmp_path)
     config = digits_demo.get_config()
-    config.update(
+    legacy.override(
+        config,
         {
-            "pretrain_epochs": 0,
-            "tune_init_checkpoint": str(checkpoint),
-            "tune_epochs": 1,
-            "width": 2,
+            "pretrain.epochs": 0,
+            "tune.init_checkpoint": str(checkpoint),
+            "tune.epochs": 1,
+            "model.width": 2,
             "batch_size": 100,
-            "attack_steps": 1,
-            "eval_attack_steps": 1,
-            "train_eval_subset": 50,
-            "test_eval_subset": 50,
+            "attack.steps": 1,
+            "attack.eval_steps": 1,
+            "eval.train_subset": 50,
+            "eval.test_subset": 50,
             "jit_compile": "false",
-        }
+        },
     )
     (phase,) = phases.phases_from_config(config)
     phases.run_phase(config, phase, tmp_path, tf.distribute.get_strategy())

@@ -4,31 +4,32 @@ import tensorflow as tf
 
 from configs import digits_demo
 from tf_advreg import data
-from tf_advreg.training import callbacks, phases
+from tf_advreg.training import callbacks, legacy, phases
 
 
 def test_epochs_read_a_test_sample_and_the_final_epoch_the_whole_split(tmp_path):
     config = digits_demo.get_config()
-    config.update(
+    legacy.override(
+        config,
         {
-            "tune_dataset": "",
-            "pretrain_subset": 200,
-            "pretrain_epochs": 2,
-            "width": 4,
+            "tune.dataset": "",
+            "pretrain.subset": 200,
+            "pretrain.epochs": 2,
+            "model.width": 4,
             "batch_size": 100,
-            "attack_steps": 1,
-            "eval_attack_steps": 1,
-            "train_eval_subset": 50,
-            "test_eval_subset": 100,
+            "attack.steps": 1,
+            "attack.eval_steps": 1,
+            "eval.train_subset": 50,
+            "eval.test_subset": 100,
             "jit_compile": "false",
-        }
+        },
     )
     (phase,) = phases.phases_from_config(config)
 
     phases.run_phase(config, phase, tmp_path, tf.distribute.get_strategy())
 
     records = callbacks.read_metrics(tmp_path / "pretrain" / "metrics.jsonl")
-    whole = data.split_size("digits", config.test_split)
+    whole = data.split_size("digits", config.eval.test_split)
     assert whole > 100
     assert [r["test/num_examples"] for r in records] == [100, whole]
     assert [r["train/num_examples"] for r in records] == [50, 50]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from configs import default, digits_demo
-from tf_advreg.training import phases, run_config
+from tf_advreg.training import legacy, phases, run_config, schema
 
 
 def test_thesis_and_demo_configs_are_valid():
@@ -15,43 +15,48 @@ def test_thesis_and_demo_configs_are_valid():
 
 def test_thesis_defaults_are_the_thesis_settings():
     config = default.get_config()
-    assert (config.eps, config.attack_steps, config.attack_step_size) == (0.03, 10, 0.007)
-    assert (config.eval_attack_steps, config.eval_attack_step_size) == (20, 0.003)
-    assert (config.pretrain_epochs, config.tune_epochs, config.batch_size) == (100, 100, 100)
-    assert (config.pretrain_lr, config.tune_lr) == (0.1, 0.001)
-    assert (config.pretrain_dataset, config.pretrain_split) == ("cinic10", "train+validation")
-    assert config.tune_dataset == "cifar10" and config.width == 64
+    attack = config.attack
+    assert (attack.eps, attack.steps, attack.step_size) == (0.03, 10, 0.007)
+    assert (attack.eval_steps, attack.eval_step_size) == (20, 0.003)
+    assert (config.pretrain.epochs, config.tune.epochs, config.batch_size) == (100, 100, 100)
+    assert (config.pretrain.lr, config.tune.lr) == (0.1, 0.001)
+    assert (config.pretrain.dataset, config.pretrain.split) == ("cinic10", "train+validation")
+    assert config.tune.dataset == "cifar10" and config.model.width == 64
 
 
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("pretrain_dataset", "imagenet", "Unknown pretrain_dataset 'imagenet'"),
-        ("tune_objective", "pgd", "Unknown objective 'pgd'"),
-        ("eps", 1.5, "eps must be in [0, 1]"),
-        ("pretrain_beta", -0.5, "pretrain_beta must be >= 0"),
-        ("attack_step_size", 0.0, "step_size must be > 0"),
+        ("pretrain.dataset", "imagenet", "Unknown pretrain.dataset 'imagenet'"),
+        ("tune.objective", "pgd", "Unknown objective 'pgd'"),
+        ("attack.eps", 1.5, "pretrain attack: eps must be in [0, 1]"),
+        ("tune.attack.eps", 1.5, "tune attack: eps must be in [0, 1]"),
+        ("pretrain.beta", -0.5, "pretrain.beta must be >= 0"),
+        ("attack.step_size", 0.0, "step_size must be > 0"),
+        ("tune.attack.eval_step_size", 0.0, "tune attack: step_size must be > 0"),
         ("lr_schedule", "linear", "Unknown lr_schedule 'linear'"),
         ("strategy", "tpu", "Unknown strategy 'tpu'"),
         ("augment", "mixup", "Unknown augmentation policy 'mixup'"),
         ("batch_size", 0, "batch_size must be >= 1"),
-        ("test_eval_subset", -1, "test_eval_subset must be >= 0"),
+        ("eval.test_subset", -1, "eval.test_subset must be >= 0"),
         ("jit_compile", "maybe", "jit_compile must be one of auto, true, false, got 'maybe'"),
-        ("width", 0, "width must be an integer in [1, 512], got 0"),
-        ("width", 100_000, "width must be an integer in [1, 512], got 100000"),
-        ("eps", float("nan"), "eps must be a finite number, got nan"),
-        ("pretrain_lr", float("inf"), "pretrain_lr must be a finite number, got inf"),
-        ("tune_beta", float("inf"), "tune_beta must be a finite number, got inf"),
-        ("pretrain_split", "bogus", "pretrain_split: Unknown split 'bogus' for 'digits'"),
-        ("test_split", "validation", "test_split: Unknown split 'validation' for 'digits'"),
-        ("pretrain_subset", 5000, "pretrain_subset 5000 exceeds the 997 examples"),
+        ("model.width", 0, "width must be an integer in [1, 512], got 0"),
+        ("model.width", 100_000, "width must be an integer in [1, 512], got 100000"),
+        ("model.name", "vgg", "Unknown model name 'vgg'; choose one of resnet18"),
+        ("attack.eps", float("nan"), "attack.eps must be a finite number, got nan"),
+        ("pretrain.lr", float("inf"), "pretrain.lr must be a finite number, got inf"),
+        ("tune.beta", float("inf"), "tune.beta must be a finite number, got inf"),
+        ("pretrain.split", "bogus", "pretrain.split: Unknown split 'bogus' for 'digits'"),
+        ("eval.test_split", "validation", "eval.test_split: Unknown split 'validation' for"),
+        ("pretrain.subset", 5000, "pretrain.subset 5000 exceeds the 997 examples"),
+        ("tune.subset", 400, "tune.subset 400 exceeds the 300 examples"),
         ("batch_size", 400, "batch_size 400 exceeds the 300 training examples of digits:tune"),
-        ("tune_regularizer", "hellinger", "Unknown tune_regularizer 'hellinger'; choose one of kl"),
+        ("tune.regularizer", "hellinger", "Unknown tune.regularizer 'hellinger'; choose one of kl"),
     ],
 )
 def test_bad_fields_are_named(field, value, message):
     config = digits_demo.get_config()
-    config[field] = value
+    legacy.override(config, {field: value})
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")):
         run_config.validate(config)
 
@@ -59,11 +64,12 @@ def test_bad_fields_are_named(field, value, message):
 def test_workdir_guard_refuses_a_different_run_and_allows_more_epochs(tmp_path):
     config = digits_demo.get_config()
     run_config.prepare_workdir(tmp_path / "run", config, overwrite=False)
-    config.pretrain_epochs += 5  # resumable: continue the same run
+    config.pretrain.epochs += 5  # resumable: continue the same run
     run_config.prepare_workdir(tmp_path / "run", config, overwrite=False)
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["pretrain_epochs"] == 13
-    config.eps = 0.2
-    with pytest.raises(ValueError, match="eps: 0.1 -> 0.2"):
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["pretrain"]["epochs"] == 13
+    config.attack.eps = 0.2
+    with pytest.raises(ValueError, match="attack.eps: 0.1 -> 0.2"):
         run_config.prepare_workdir(tmp_path / "run", config, overwrite=False)
     (tmp_path / "run" / "marker").write_text("old run")
     run_config.prepare_workdir(tmp_path / "run", config, overwrite=True)
@@ -71,43 +77,66 @@ def test_workdir_guard_refuses_a_different_run_and_allows_more_epochs(tmp_path):
 
 
 def test_fields_a_saved_run_predates_are_not_compared():
-    saved = {"eps": 0.1, "pretrain_epochs": 8}
-    assert run_config.config_differences(saved, {"eps": 0.1, "pretrain_epochs": 9, "new": 1}) == []
-    assert run_config.config_differences(saved, {"eps": 0.2}) == ["eps: 0.1 -> 0.2"]
+    saved = {"attack": {"eps": 0.1}, "pretrain": {"epochs": 8}}
+    current = {"attack": {"eps": 0.1}, "pretrain": {"epochs": 9}, "new": 1}
+    assert run_config.config_differences(saved, current) == []
+    assert run_config.config_differences(saved, {"attack": {"eps": 0.2}}) == [
+        "attack.eps: 0.1 -> 0.2"
+    ]
 
 
-def test_a_run_made_before_test_eval_subset_resumes(tmp_path):
+def _flat(config) -> dict:
+    """`config` as a config.json of the first releases wrote it."""
+    flat = {name: schema.get(config, path) for name, path in legacy.FLAT_NAMES.items()}
+    assert legacy.is_flat(flat)
+    return flat
+
+
+def test_a_flat_config_json_is_the_same_run_as_its_nested_config():
+    config = digits_demo.get_config()
+    newer = set(schema.FIELDS) - set(legacy.FLAT_NAMES.values())  # e.g. model.name
+    assert {"model.name", "tune.subset", "tune.attack.eps"} <= newer
+    nested = schema.flatten(config.to_dict())
+    assert schema.flatten(legacy.migrate(_flat(config))) == {
+        path: value for path, value in nested.items() if path not in newer
+    }
+    assert run_config.config_differences(_flat(config), config.to_dict()) == []
+    config.tune.beta = 6.0
+    assert run_config.config_differences(_flat(digits_demo.get_config()), config.to_dict()) == [
+        "tune.beta: 5.0 -> 6.0"
+    ]
+
+
+@pytest.mark.parametrize(
+    "missing", ["test_eval_subset", "pretrain_regularizer", "tune_regularizer"]
+)
+def test_a_flat_run_made_before_a_field_existed_resumes(tmp_path, missing):
     config = default.get_config()
-    saved = config.to_dict()
-    del saved["test_eval_subset"]
-    (tmp_path / "config.json").write_text(json.dumps(saved))
-    run_config.prepare_workdir(tmp_path, config, overwrite=False)  # no "different config"
-
-
-def test_a_run_made_before_the_regularizer_fields_resumes(tmp_path):
-    config = default.get_config()
-    saved = config.to_dict()
-    del saved["pretrain_regularizer"], saved["tune_regularizer"]
+    saved = _flat(config)
+    del saved[missing]
     (tmp_path / "config.json").write_text(json.dumps(saved))
     run_config.prepare_workdir(tmp_path, config, overwrite=False)  # no "different config"
 
 
 def test_a_regularizer_for_an_objective_without_one_is_named():
     config = digits_demo.get_config()
-    config.pretrain_objective, config.pretrain_regularizer = "mart", "total_variation"
+    config.pretrain.objective, config.pretrain.regularizer = "mart", "total_variation"
     with pytest.raises(
-        ValueError, match="pretrain_regularizer 'total_variation' applies to trades"
+        ValueError, match="pretrain.regularizer 'total_variation' applies to trades and ar only"
     ):
         run_config.validate(config)
 
 
 def test_each_phase_has_its_own_regularizer():
     config = digits_demo.get_config()
-    config.pretrain_objective, config.pretrain_regularizer = "trades", "jensen_shannon"
-    config.tune_objective, config.tune_regularizer = "ar", "symmetric_kl"
+    config.pretrain.objective, config.pretrain.regularizer = "trades", "jensen_shannon"
+    config.tune.objective, config.tune.regularizer = "ar", "symmetric_kl"
     run_config.validate(config)
     pretrain, tune = phases.phases_from_config(config)
-    assert (pretrain.regularizer, tune.regularizer) == ("jensen_shannon", "symmetric_kl")
+    assert (pretrain.settings.regularizer, tune.settings.regularizer) == (
+        "jensen_shannon",
+        "symmetric_kl",
+    )
 
 
 FOREIGN_DIRECTORIES = {
@@ -168,18 +197,18 @@ def test_phases_follow_the_config():
     config = digits_demo.get_config()
     names = [p.name for p in phases.phases_from_config(config)]
     assert names == ["pretrain", "tune"]
-    config.tune_dataset = ""
+    config.tune.dataset = ""
     assert [p.name for p in phases.phases_from_config(config)] == ["pretrain"]
-    config.tune_dataset, config.pretrain_epochs = "digits", 0  # tune-only, from a checkpoint
+    config.tune.dataset, config.pretrain.epochs = "digits", 0  # tune-only, from a checkpoint
     assert [p.name for p in phases.phases_from_config(config)] == ["tune"]
-    config.pretrain_epochs, config.tune_epochs = 8, 0  # untuned: the pretraining alone
+    config.pretrain.epochs, config.tune.epochs = 8, 0  # untuned: the pretraining alone
     assert [p.name for p in phases.phases_from_config(config)] == ["pretrain"]
 
 
 def test_a_pretraining_for_a_named_tune_dataset_is_also_evaluated_on_it():
     """The untuned row of thesis Tables 5.1-5.4 is measured on the tune data (CIFAR-10)."""
     config = default.get_config()  # CINIC-10 pretraining, CIFAR-10 tuning
-    config.tune_epochs = 0
+    config.tune.epochs = 0
     (pretrain,) = phases.phases_from_config(config)
     assert phases.eval_data(config, pretrain) == {
         "test": ("cinic10", "test", 10_000),
@@ -205,7 +234,7 @@ def test_a_pretraining_for_a_named_tune_dataset_is_also_evaluated_on_it():
 
 
 def test_a_run_made_before_the_marker_is_recognised_and_marked(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps(default.get_config().to_dict()))
+    (tmp_path / "config.json").write_text(json.dumps(_flat(default.get_config())))
     assert run_config.is_run_dir(tmp_path)
     run_config.prepare_workdir(tmp_path, default.get_config(), overwrite=False)
     assert (tmp_path / run_config.RUN_MARKER).is_file()

@@ -16,9 +16,8 @@ import tensorflow as tf
 from tf_advreg.evaluation import model_safety
 from tf_advreg.export import SavedModelClassifier
 from tf_advreg.training import checkpoints
+from tf_advreg.training.schema import PHASES  # a workdir stands for the last one present
 
-# Training phases in the order they run; a workdir is represented by the last one present.
-PHASES = ("pretrain", "tune")
 _SAVED_MODEL = "saved_model"
 
 

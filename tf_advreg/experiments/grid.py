@@ -9,12 +9,17 @@ Every cell is trained once per seed (`seed` = the config's seed + 0, 1, ...), ea
 runs of one seed pair with the same seed's runs of other cells.
 
 A pretrain -> tune entry becomes two runs, so that entries sharing a pretraining train it once:
-the pretraining alone (`tune_epochs=0`), and the tuning, which starts from that run's final
-checkpoint (`tune_init_checkpoint`) with `pretrain_epochs=0`. The pretraining alone keeps the
-tune dataset, on which it is also evaluated (the untuned row of Tables 5.1-5.4); the tuning
-keeps `pretrain_dataset`, so each of its epochs is still evaluated on the pretraining data
-(thesis Figures 5-x). Runs are named after their objectives and seed, so an identical run
-declared twice, or by two experiment files sharing a root, is one workdir.
+the pretraining alone (`tune.epochs=0`, the tune block otherwise the base config's), and the
+tuning, which starts from that run's final checkpoint (`tune.init_checkpoint`) with
+`pretrain.epochs=0`. The pretraining alone keeps the tune dataset, on which it is also
+evaluated (the untuned row of Tables 5.1-5.4); the tuning keeps `pretrain.dataset`, so each of
+its epochs is still evaluated on the pretraining data (thesis Figures 5-x).
+
+Overrides name fields by their dotted path (`"pretrain.beta": 3.0`) or by their flat name of
+the first releases (`"pretrain_beta": 3.0`, tf_advreg.training.legacy).
+
+Runs are named after their objectives and seed, so an identical run declared twice, or by two
+experiment files sharing a root, is one workdir.
 """
 
 import dataclasses
@@ -25,9 +30,7 @@ from types import ModuleType
 
 import ml_collections
 
-from tf_advreg.training import checkpoints
-
-TUNE_PREFIX = "tune_"  # the fields of the tune phase; the pretraining alone resets them
+from tf_advreg.training import checkpoints, legacy, schema
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +38,8 @@ class Run:
     """One run: `python -m tools.train --config=<file> <overrides> --workdir=<root>/<name>`."""
 
     name: str
-    overrides: dict
-    config: dict  # the effective config: get_config() with the overrides applied
+    overrides: dict  # dotted path -> value
+    config: dict  # the effective config (nested): get_config() with the overrides applied
     needs: str = ""  # the run whose pretraining this one tunes from
 
 
@@ -73,46 +76,55 @@ def load_experiment(path: str | os.PathLike) -> ModuleType:
     return module
 
 
+def canonical(overrides: dict) -> dict:
+    """The overrides keyed by dotted paths (flat names of the first releases translated);
+    unknown fields refused."""
+    try:
+        return {legacy.path_of(field): value for field, value in overrides.items()}
+    except ValueError as error:
+        raise ValueError(f"{error.args[0][:-1]} in a sweep entry.") from error
+
+
 def effective_config(base: ml_collections.ConfigDict, overrides: dict) -> dict:
     """The config tools.train will run: `base` with `overrides`, unknown fields refused."""
     config = ml_collections.ConfigDict(base.to_dict())
-    for field, value in overrides.items():
-        if field not in config:
-            raise ValueError(f"Unknown config field {field!r} in a sweep entry.")
-        config[field] = value
+    for path, value in canonical(overrides).items():
+        schema.set_value(config, path, value)
     return config.to_dict()
 
 
-def _method(config: dict, phase: str) -> str:
+def _method(phase: dict) -> str:
     """E.g. robopt, trades3, ar5-total_variation (KL, the default distance, goes unnamed)."""
-    objective, beta = config[f"{phase}_objective"], config[f"{phase}_beta"]
+    objective, beta = phase["objective"], phase["beta"]
     name = objective if beta == 0 else f"{objective}{beta:g}"
-    regularizer = config[f"{phase}_regularizer"]
+    regularizer = phase["regularizer"]
     return name if regularizer == "kl" else f"{name}-{regularizer}"
 
 
 def tunes(config: dict) -> bool:
     """Whether a config trains a tune phase (a named tune dataset with 0 epochs does not)."""
-    return bool(config["tune_dataset"]) and config["tune_epochs"] > 0
+    return bool(config["tune"]["dataset"]) and config["tune"]["epochs"] > 0
 
 
 def run_name(config: dict) -> str:
     """E.g. trades0.4-seed0, robopt-seed1, trades3__trades5-seed0, ar1-sub50000__ar5-seed2,
     trades3-symmetric_kl-seed0."""
-    name = _method(config, "pretrain")
-    if config["pretrain_subset"]:
-        name += f"-sub{config['pretrain_subset']}"
+    pretrain = config["pretrain"]
+    name = _method(pretrain)
+    if pretrain["subset"]:
+        name += f"-sub{pretrain['subset']}"
     if tunes(config):
-        name += "__" + _method(config, "tune")
+        name += "__" + _method(config["tune"])
     return f"{name}-seed{config['seed']}"
 
 
 def _is_two_phase(config: dict) -> bool:
+    pretrain = config["pretrain"]
     return bool(
-        config["pretrain_dataset"]
-        and config["pretrain_epochs"] > 0
+        pretrain["dataset"]
+        and pretrain["epochs"] > 0
         and tunes(config)
-        and not config["tune_init_checkpoint"]
+        and not config["tune"]["init_checkpoint"]
     )
 
 
@@ -132,6 +144,7 @@ def expand(experiment: ModuleType, root: str | os.PathLike, seeds: int | None = 
     unique: dict[str, Run] = {}
 
     def add(overrides: dict, needs: str = "") -> Run:
+        overrides = canonical(overrides)
         config = effective_config(base, overrides)
         run = Run(run_name(config), overrides, config, needs)
         known = unique.setdefault(run.name, run)
@@ -140,15 +153,17 @@ def expand(experiment: ModuleType, root: str | os.PathLike, seeds: int | None = 
         return known
 
     def add_cell(overrides: dict) -> Run:
+        overrides = canonical(overrides)
         config = effective_config(base, overrides)
         if not _is_two_phase(config):
             return add(overrides)
-        alone = {k: v for k, v in overrides.items() if not k.startswith(TUNE_PREFIX)}
-        pretraining = add(alone | {"tune_epochs": 0})
+        tune_fields = {path for path in overrides if path.split(".")[0] == "tune"}
+        alone = {k: v for k, v in overrides.items() if k not in tune_fields}
+        pretraining = add(alone | {"tune.epochs": 0})
         start = checkpoints.checkpoint_dir(
-            Path(root) / pretraining.name / "pretrain", config["pretrain_epochs"]
+            Path(root) / pretraining.name / "pretrain", config["pretrain"]["epochs"]
         )
-        tuning = overrides | {"pretrain_epochs": 0, "tune_init_checkpoint": str(start)}
+        tuning = overrides | {"pretrain.epochs": 0, "tune.init_checkpoint": str(start)}
         return add(tuning, needs=pretraining.name)
 
     declared = experiment.get_sweep()

@@ -24,20 +24,12 @@ matplotlib.use("Agg")  # files only: no display on a cluster node
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from tf_advreg import data, files  # noqa: E402
+from tf_advreg import data, files, objectives  # noqa: E402
 from tf_advreg.experiments import distances, grid, results, statistics, sweep, thesis  # noqa: E402
 from tf_advreg.experiments.grid import Cell  # noqa: E402
 
 UNTUNED = "None"  # the thesis's row label of the untuned model in Tables 5.1-5.4
 THESIS_DATA = "cifar10"  # every published number is measured on CIFAR-10 (multiples of 1/50k)
-_NAMES = {
-    "trades": "TRADES",
-    "ar": "AR",
-    "alp": "ALP",
-    "alp_kannan": "ALP (Kannan)",
-    "mart": "MART",
-    "natural": "Natural",
-}
 _MODELS_5_5 = {"robopt": "Rob. Opt.", "trades": "TRADES", "ar": "Adv. Reg."}
 _METRICS_5_5 = (
     "Natural Training",
@@ -61,14 +53,14 @@ _FIGURE_4_TITLES = (
 )
 
 
-def method_label(objective: str, beta: float) -> str:
-    """As the thesis's tables name a training method: Rob Opt, TRADES 0.5, AR 5.0."""
-    return "Rob Opt" if objective == "robopt" else f"{_NAMES[objective]} {beta:.1f}"
-
-
 def regularization(config: dict) -> float:
     """The thesis's lambda of a chapter-4 run: 0 for its robust-optimization baseline."""
-    return 0.0 if config["pretrain_objective"] == "robopt" else config["pretrain_beta"]
+    pretrain = config["pretrain"]
+    return pretrain["beta"] if objectives.objective_class(pretrain["objective"]).uses_beta else 0.0
+
+
+def _display(objective: str) -> str:
+    return objectives.objective_class(objective).display_name
 
 
 PerSeed = dict[int, float]  # seed -> value
@@ -195,13 +187,13 @@ def lambda_table(number: str, sweep_: grid.Sweep, root: Path) -> Table:
 
 
 def _pretrain_label(config: dict) -> str:
-    return method_label(config["pretrain_objective"], config["pretrain_beta"])
+    return objectives.label(config["pretrain"]["objective"], config["pretrain"]["beta"])
 
 
 def _tune_label(config: dict) -> str:
     if not grid.tunes(config):
         return UNTUNED
-    return method_label(config["tune_objective"], config["tune_beta"])
+    return objectives.label(config["tune"]["objective"], config["tune"]["beta"])
 
 
 def pretrain_tune_tables(sweep_: grid.Sweep, root: Path) -> list[Table]:
@@ -227,13 +219,13 @@ def subset_table(sweep_: grid.Sweep, root: Path) -> Table:
     """Table 5.5: rows model and metric, columns the whole pretraining split and its sample."""
 
     def column(config: dict) -> str:
-        return "Sample" if config["pretrain_subset"] else "Full Dataset"
+        return "Sample" if config["pretrain"]["subset"] else "Full Dataset"
 
-    models = [_MODELS_5_5[cell.config["pretrain_objective"]] for cell in sweep_.entries]
+    models = [_MODELS_5_5[cell.config["pretrain"]["objective"]] for cell in sweep_.entries]
     rows = [f"{m} / {metric}" for m in dict.fromkeys(models) for metric in _METRICS_5_5]
     cells = {}
     for cell, by_seed in _finished(sweep_, root):
-        model = _MODELS_5_5[cell.config["pretrain_objective"]]
+        model = _MODELS_5_5[cell.config["pretrain"]["objective"]]
         for metric, key in zip(_METRICS_5_5, results.METRICS.values()):
             cells[(f"{model} / {metric}", column(cell.config))] = _per_seed(by_seed, key)
     columns = [column(cell.config) for cell in sweep_.entries]
@@ -271,14 +263,16 @@ _TEST_METRICS = (("Adv. Test", "adversarial"), ("Nat. Test", "natural"))
 
 def _by_objective(cells: list, objective: str) -> list:
     """The cells of `objective`'s curves: its own and the shared lambda = 0 baseline."""
-    return [cell for cell in cells if cell[0].config["pretrain_objective"] in ("robopt", objective)]
+    return [
+        cell for cell in cells if cell[0].config["pretrain"]["objective"] in ("robopt", objective)
+    ]
 
 
 def regularizer_tables(sweep_: grid.Sweep, root: Path) -> list[Table]:
     """Per objective (TRADES, AR) and test metric: rows lambda, columns the distance in place of
     KL; lambda = 0 (robust optimization) has no distance and fills every column."""
     finished = _finished(sweep_, root)
-    distances = list(dict.fromkeys(c.config["pretrain_regularizer"] for c in sweep_.entries))
+    distances = list(dict.fromkeys(c.config["pretrain"]["regularizer"] for c in sweep_.entries))
     tables = []
     for objective in ("trades", "ar"):
         for column, kind in _TEST_METRICS:
@@ -287,21 +281,22 @@ def regularizer_tables(sweep_: grid.Sweep, root: Path) -> list[Table]:
             for cell, by_seed in _by_objective(finished, objective):
                 row = f"{regularization(cell.config):.1f}"
                 rows.append(row)
-                robopt = cell.config["pretrain_objective"] == "robopt"
-                for distance in distances if robopt else [cell.config["pretrain_regularizer"]]:
+                robopt = cell.config["pretrain"]["objective"] == "robopt"
+                for distance in distances if robopt else [cell.config["pretrain"]["regularizer"]]:
                     cells[(row, distance)] = _per_seed(by_seed, results.METRICS[column])
             number = f"D.{len(tables) + 1}"
-            caption = f"{_NAMES[objective]}: {kind} test accuracy by distance and λ"
+            name = _display(objective)
+            caption = f"{name}: {kind} test accuracy by distance and λ"
             tables.append(_grid_table(number, "λ", cells, rows, distances, sweep_.seeds, caption))
     return tables
 
 
 def pretrain_size(config: dict) -> int:
     """Examples the pretraining read: its subset, or (0) the whole split."""
-    if config["pretrain_subset"]:
-        return config["pretrain_subset"]
+    if config["pretrain"]["subset"]:
+        return config["pretrain"]["subset"]
     return data.split_size(
-        config["pretrain_dataset"], config["pretrain_split"], config["data_dir"] or None
+        config["pretrain"]["dataset"], config["pretrain"]["split"], config["data_dir"] or None
     )
 
 
@@ -361,11 +356,11 @@ def lambda_figures(sweep_: grid.Sweep, root: Path, out: Path, comparable: bool) 
     for index, (column, key) in enumerate(results.METRICS.items(), 1):
         figure, axes = plt.subplots(figsize=(7, 4.5))
         for objective, number in (("trades", "4.1"), ("ar", "4.2")):
-            color, name = _COLORS[objective], _NAMES[objective]
+            color, name = _COLORS[objective], _display(objective)
             ours = [
                 (regularization(cell.config), _per_seed(by_seed, key))
                 for cell, by_seed in finished
-                if cell.config["pretrain_objective"] in ("robopt", objective)
+                if cell.config["pretrain"]["objective"] in ("robopt", objective)
             ]
             label = f"{name} (ours: mean of {sweep_.seeds} seeds, {_BAND})"
             _draw(axes, ours, sweep_.seeds, "o-", color=color, label=label)
@@ -402,8 +397,8 @@ def tuning_figures(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path]:
             label = f"{_pretrain_label(cell.config)} → {_tune_label(cell.config)}"
             _draw(axes, list(by_epoch.items()), sweep_.seeds, ".-", label=label)
         config = sweep_.entries[0].config
-        split = config["pretrain_split"] if phase == "pretrain" else config["test_split"]
-        data = f"{config[f'{phase}_dataset']} {split}"
+        split = config["pretrain"]["split"] if phase == "pretrain" else config["eval"]["test_split"]
+        data = f"{config[phase]['dataset']} {split}"
         axes.set(xlabel="tuning epoch", ylabel="accuracy", title=f"{data}: {title} vs Tuning Epoch")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.legend(
@@ -428,20 +423,20 @@ def regularizer_figures(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path]
             baseline = [
                 (0.0, _per_seed(s, key))
                 for c, s in cells
-                if c.config["pretrain_objective"] == "robopt"
+                if c.config["pretrain"]["objective"] == "robopt"
             ]
-            for distance in dict.fromkeys(c.config["pretrain_regularizer"] for c, _ in cells):
+            for distance in dict.fromkeys(c.config["pretrain"]["regularizer"] for c, _ in cells):
                 points = [
                     (regularization(c.config), _per_seed(s, key))
                     for c, s in cells
-                    if c.config["pretrain_objective"] == objective
-                    and c.config["pretrain_regularizer"] == distance
+                    if c.config["pretrain"]["objective"] == objective
+                    and c.config["pretrain"]["regularizer"] == distance
                 ]
                 _draw(axes, baseline + points, sweep_.seeds, "o-", label=distance)
             axes.set(
                 xlabel="regularization λ",
                 ylabel="accuracy",
-                title=f"{_NAMES[objective]}: {kind} test accuracy by distance",
+                title=f"{_display(objective)}: {kind} test accuracy by distance",
             )
             axes.legend(
                 fontsize="small",
@@ -465,10 +460,11 @@ def pretrain_size_figure(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path
         ]
         _draw(axes, points, sweep_.seeds, "o-", label=label)
     config = sweep_.entries[0].config
+    pretrain = config["pretrain"]
     data_name = results.table_data(config)
     axes.set(
         xscale="log",
-        xlabel=f"pretraining examples ({config['pretrain_dataset']} {config['pretrain_split']})",
+        xlabel=f"pretraining examples ({pretrain['dataset']} {pretrain['split']})",
         ylabel="accuracy",
         title=f"{data_name.dataset} {data_name.test_split}: adversarial test accuracy after tuning",
     )

@@ -16,7 +16,6 @@ test split at the run's eps and norm adds the AutoAttack accuracy (OPTIONAL_METR
 
 import dataclasses
 import json
-import math
 import os
 import warnings
 from pathlib import Path
@@ -56,9 +55,8 @@ class TableData:
 
 def table_data(config: dict) -> TableData:
     """The tune data when the config names a tune dataset, else the pretraining data."""
-    if config["tune_dataset"]:
-        return TableData(config["tune_dataset"], config["tune_split"], config["test_split"])
-    return TableData(config["pretrain_dataset"], config["pretrain_split"], config["test_split"])
+    phase = config["tune"] if config["tune"]["dataset"] else config["pretrain"]
+    return TableData(phase["dataset"], phase["split"], config["eval"]["test_split"])
 
 
 def _last_phase(config: dict) -> phases.Phase | None:
@@ -90,24 +88,11 @@ def _logged_metrics(workdir: Path, config: dict) -> dict[str, float]:
     return metrics
 
 
-def _same_threat_model(settings: dict, config: dict) -> bool:
-    return settings.get("norm") == config["attack_norm"] and math.isclose(
-        settings.get("eps", -1), config["eps"]
-    )
-
-
-def _same_attack(settings: dict, config: dict) -> bool:
-    return (
-        _same_threat_model(settings, config)
-        and settings.get("steps") == config["eval_attack_steps"]
-        and math.isclose(settings.get("step_size") or -1, config["eval_attack_step_size"])
-    )
-
-
 def _evaluation_metrics(path: Path, config: dict) -> dict[str, float]:
     """tools.evaluate's JSON as train/... and test/... keys; {} with a warning when any of its
     evaluations is of other data or PGD settings than the run's table."""
     wanted = table_data(config)
+    attack = _last_phase(config).attack
     roles = {wanted.train_split: "train", wanted.test_split: "test"}
     metrics = {}
     for evaluation in json.loads(path.read_text())["evaluations"]:
@@ -118,19 +103,18 @@ def _evaluation_metrics(path: Path, config: dict) -> dict[str, float]:
             problem = f"it evaluates {data['dataset']}:{data['split']}, the table {wanted.text()}"
         for result in evaluation["results"]:
             kind = _ATTACK_KIND.get(result["attack"])
-            if kind == "adversarial" and not _same_attack(result["settings"], config):
+            if kind == "adversarial" and not attack.matches_evaluation(result["settings"]):
                 problem = problem or (
                     f"its PGD settings {result['settings']} are not the run's (eps "
-                    f"{config['eps']}, {config['eval_attack_steps']} steps of "
-                    f"{config['eval_attack_step_size']})"
+                    f"{attack.eps}, {attack.eval_steps} steps of {attack.eval_step_size})"
                 )
             if kind and not problem:
                 metrics[f"{role}/{kind}_accuracy"] = result["accuracy"]
         autoattack = evaluation.get("autoattack")
-        if autoattack and not _same_threat_model(autoattack, config):
+        if autoattack and not attack.matches_threat_model(autoattack):
             problem = problem or (
                 f"its AutoAttack threat model ({autoattack['norm']} eps {autoattack['eps']}) is "
-                f"not the run's ({config['attack_norm']} eps {config['eps']})"
+                f"not the run's ({attack.norm} eps {attack.eps})"
             )
         if autoattack and role == "test" and not problem:
             metrics["test/autoattack_accuracy"] = autoattack["robust_accuracy"]

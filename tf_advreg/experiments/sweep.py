@@ -18,6 +18,7 @@ from tf_advreg import files
 from tf_advreg.experiments.grid import Run
 from tf_advreg.training.callbacks import read_metrics
 from tf_advreg.training.run_config import config_differences
+from tf_advreg.training.schema import PHASES
 
 
 class Status(enum.Enum):
@@ -30,14 +31,15 @@ class Status(enum.Enum):
 def phase_epochs(config: dict) -> dict[str, int]:
     """The phases a run trains and their epochs; a 0-epoch pretraining trains nothing."""
     return {
-        phase: config[f"{phase}_epochs"]
-        for phase in ("pretrain", "tune")
-        if config[f"{phase}_dataset"] and config[f"{phase}_epochs"] > 0
+        phase: config[phase]["epochs"]
+        for phase in PHASES
+        if config[phase]["dataset"] and config[phase]["epochs"] > 0
     }
 
 
 def status(run: Run, root: str | os.PathLike) -> Status:
-    """Finished when every phase has its SavedModel and a metrics line for its last epoch."""
+    """Finished when every phase has its SavedModel and a metrics line for its last epoch. A
+    config.json in the flat layout of the first releases is read in the nested one."""
     workdir = Path(root) / run.name
     saved_path = workdir / "config.json"
     if not saved_path.is_file():
@@ -63,7 +65,7 @@ def command(
     run: Run, config_path: str, root: str | os.PathLike, python: str = "python"
 ) -> list[str]:
     """The tools.train command line of `run`: the experiment file plus the run's overrides."""
-    flags = [f"--{field}={_flag_value(value)}" for field, value in run.overrides.items()]
+    flags = [f"--config.{path}={_flag_value(value)}" for path, value in run.overrides.items()]
     return [
         python,
         "-m",

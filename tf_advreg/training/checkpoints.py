@@ -1,7 +1,7 @@
 """Per-epoch checkpoints that survive a kill at any instant.
 
 Layout: `<phase_dir>/checkpoints/epoch_0003/` holding
-  network.json         the architecture arguments (so a checkpoint rebuilds its own network)
+  network.json         the architecture: its name and arguments (so a checkpoint rebuilds it)
   network.weights.h5   the network's weights (loadable with `keras.Model.load_weights`)
   optimizer.npz        the optimizer's variables (iteration count, momenta), for exact resume
   network_ema.weights.h5  with weight averaging (training/ema.py): the averaged network
@@ -23,9 +23,7 @@ import keras
 import numpy as np
 from absl import logging
 
-from tf_advreg import files
-from tf_advreg.models import resnet18
-from tf_advreg.models.resnet import check_width
+from tf_advreg import files, models
 from tf_advreg.training import ema
 
 CHECKPOINTS = "checkpoints"
@@ -130,7 +128,8 @@ def read_state(checkpoint: str | os.PathLike) -> dict:
 
 
 _NETWORK_KEYS = frozenset({"num_classes", "width", "input_shape", "mean", "std"})
-_OPTIONAL_NETWORK_KEYS = frozenset({"sync_batchnorm"})  # checkpoints before it lack it
+# Checkpoints written before these existed lack them; `name` then is models.DEFAULT_MODEL.
+_OPTIONAL_NETWORK_KEYS = frozenset({"sync_batchnorm", "name"})
 
 
 def read_network_args(checkpoint: str | os.PathLike) -> dict:
@@ -150,7 +149,8 @@ def _check_network_args(args: dict) -> None:
     unknown = sorted(args.keys() - _NETWORK_KEYS - _OPTIONAL_NETWORK_KEYS)
     if missing or unknown:
         raise ValueError(f"missing keys {missing}, unknown keys {unknown}")
-    check_width(args["width"])
+    models.check_name(args.get("name", models.DEFAULT_MODEL))
+    models.check_width(args["width"])
 
     def positive_ints(value) -> bool:
         return isinstance(value, list) and all(type(v) is int and v > 0 for v in value)
@@ -169,7 +169,7 @@ def _check_network_args(args: dict) -> None:
 
 
 def float32_network(network_args: dict) -> keras.Model:
-    """resnet18(**network_args) computing in float32, whatever the global dtype policy.
+    """The network `network_args` (network.json) describe, in float32 whatever the dtype policy.
 
     Evaluation and export use it: a checkpoint and the SavedModel exported from it then give
     the same numbers whatever precision trained them, and attacks get float32 gradients.
@@ -177,7 +177,7 @@ def float32_network(network_args: dict) -> keras.Model:
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
-        return resnet18(**network_args)
+        return models.build(**network_args)
     finally:
         keras.config.set_dtype_policy(previous)
 

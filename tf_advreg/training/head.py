@@ -19,10 +19,10 @@ HEAD = "logits"
 def same_classes(config, data_dir: str | None) -> bool:
     """Whether the tune network can be evaluated on the pretraining data: both datasets set and
     with the same class count (a 10-way head cannot score 858-class labels)."""
-    if not (config.pretrain_dataset and config.tune_dataset):
+    if not (config.pretrain.dataset and config.tune.dataset):
         return False
-    pretrain = data.info(config.pretrain_dataset, data_dir)
-    return pretrain.num_classes == data.info(config.tune_dataset, data_dir).num_classes
+    pretrain = data.info(config.pretrain.dataset, data_dir)
+    return pretrain.num_classes == data.info(config.tune.dataset, data_dir).num_classes
 
 
 def restore_body(checkpoint: Path, network: keras.Model, seed: int) -> None:

@@ -17,54 +17,33 @@ import keras
 import ml_collections
 import tensorflow as tf
 
-from tf_advreg import data, export, files
-from tf_advreg.models import resnet18
-from tf_advreg.objectives import objective_class
-from tf_advreg.training import callbacks, checkpoints, head
+from tf_advreg import data, export, files, models
+from tf_advreg.attacks import AttackSettings
+from tf_advreg.objectives import AdversarialModel, objective_class
+from tf_advreg.training import callbacks, checkpoints, head, schema
 from tf_advreg.training.strategy import barrier, is_chief, task_name
 from tf_advreg.xla import resolve_jit_compile
-
-PHASES = ("pretrain", "tune")
 
 
 @dataclasses.dataclass(frozen=True)
 class Phase:
-    """What differs between the pretrain and the tune phase."""
+    """One phase of a run: its name, its config block (schema.PHASE) and its attack."""
 
     name: str
-    dataset: str
-    split: str
-    subset: int
-    objective: str
-    beta: float
-    regularizer: str
-    epochs: int
-    learning_rate: float
+    settings: ml_collections.ConfigDict
+    attack: AttackSettings
 
 
 def phases_from_config(config: ml_collections.ConfigDict) -> list[Phase]:
     """The phases a config asks for: each whose dataset is set, except a 0-epoch pretraining
-    (a tune-only run from `tune_init_checkpoint`, which must not export an untrained model)
+    (a tune-only run from `tune.init_checkpoint`, which must not export an untrained model)
     and a 0-epoch tuning (the untuned model). The datasets of skipped phases are still
     evaluated: the pretraining data while tuning, the tune data while pretraining."""
-    phases = []
-    for name in PHASES:
-        dataset = config[f"{name}_dataset"]
-        if dataset and config[f"{name}_epochs"] > 0:
-            phases.append(
-                Phase(
-                    name=name,
-                    dataset=dataset,
-                    split=config[f"{name}_split"],
-                    subset=config.pretrain_subset if name == "pretrain" else 0,
-                    objective=config[f"{name}_objective"],
-                    beta=config[f"{name}_beta"],
-                    regularizer=config[f"{name}_regularizer"],
-                    epochs=config[f"{name}_epochs"],
-                    learning_rate=config[f"{name}_lr"],
-                )
-            )
-    return phases
+    return [
+        Phase(name, config[name], AttackSettings(**schema.phase_attack(config, name)))
+        for name in schema.PHASES
+        if config[name].dataset and config[name].epochs > 0
+    ]
 
 
 def learning_rate_schedule(
@@ -105,19 +84,20 @@ def eval_data(config, phase: Phase) -> dict[str, tuple[str, str, int]]:
     (a 10-way head cannot score 858-class labels, nor 858 logits 10-class ones). Data already
     evaluated under another label is not evaluated twice.
     """
+    test_split, test_subset, train_subset = (
+        config.eval.test_split,
+        config.eval.test_subset,
+        config.eval.train_subset,
+    )
     sets = {
-        "test": (phase.dataset, config.test_split, config.test_eval_subset),
-        "train": (phase.dataset, phase.split, config.train_eval_subset),
+        "test": (phase.settings.dataset, test_split, test_subset),
+        "train": (phase.settings.dataset, phase.settings.split, train_subset),
     }
     if phase.name == "tune" and head.same_classes(config, _data_dir(config)):
-        sets["pretrain_train"] = (
-            config.pretrain_dataset,
-            config.pretrain_split,
-            config.train_eval_subset,
-        )
+        sets["pretrain_train"] = (config.pretrain.dataset, config.pretrain.split, train_subset)
     if phase.name == "pretrain" and head.same_classes(config, _data_dir(config)):
-        sets["tune_test"] = (config.tune_dataset, config.test_split, config.test_eval_subset)
-        sets["tune_train"] = (config.tune_dataset, config.tune_split, config.train_eval_subset)
+        sets["tune_test"] = (config.tune.dataset, test_split, test_subset)
+        sets["tune_train"] = (config.tune.dataset, config.tune.split, train_subset)
     unique = {}
     for label, source in sets.items():
         if source not in unique.values():
@@ -132,7 +112,7 @@ def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]
     """The sets of eval_data evaluated each epoch, and those added or replacing them at the
     final epoch.
 
-    Each epoch reads class-balanced samples of `test_eval_subset` and `train_eval_subset`
+    Each epoch reads class-balanced samples of `eval.test_subset` and `eval.train_subset`
     examples (the whole split when it is smaller). The final epoch reads the whole test
     splits, so the final model's test accuracy is the full split's, and the tune data.
     """
@@ -156,7 +136,7 @@ def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]
     sets = {label: load(*source) for label, source in sources.items() if label not in FINAL_ONLY}
     final_sets = {}
     for label, (dataset, split, size) in sources.items():
-        if split == config.test_split:
+        if split == config.eval.test_split:
             size = 0  # the final model reads the whole test split
         sampled = label in sets and sets[label].num_examples < data.split_size(
             dataset, split, _data_dir(config)
@@ -167,44 +147,53 @@ def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]
 
 
 def network_args(config, dataset_info: data.DatasetInfo) -> dict:
-    """The resnet18 arguments; stored with every checkpoint so it rebuilds its own network."""
+    """The architecture's name and arguments; stored with every checkpoint (network.json) so it
+    rebuilds its own network (models.build)."""
     return {
+        "name": config.model.name,
         "num_classes": dataset_info.num_classes,
-        "width": config.width,
+        "width": config.model.width,
         "input_shape": list(dataset_info.image_shape),
         "mean": list(dataset_info.mean),
         "std": list(dataset_info.std),
-        "sync_batchnorm": config.sync_batchnorm,
+        "sync_batchnorm": config.model.sync_batchnorm,
     }
 
 
-def check_tune_start(config, workdir: str | os.PathLike) -> None:
-    """Fails before anything is written when the tune phase would have nothing to start from."""
-    if not config.tune_dataset:
-        return
-    if config.tune_init_checkpoint or config.pretrain_epochs == 0:
-        tune_info = data.info(config.tune_dataset, _data_dir(config))
-        _inherit_architecture(
-            init_checkpoint(config, Path(workdir)), network_args(config, tune_info)
-        )
+def check_starts(config, workdir: str | os.PathLike) -> None:
+    """Fails before anything is written when a phase would start from a checkpoint that is
+    missing or does not fit: one named by its init_checkpoint, or a skipped previous phase's."""
+    running = [phase.name for phase in phases_from_config(config)]
+    for index, name in enumerate(schema.PHASES):
+        block = config[name]
+        follows_a_run = index > 0 and schema.PHASES[index - 1] in running
+        if name in running and (block.init_checkpoint or (index > 0 and not follows_a_run)):
+            info = data.info(block.dataset, _data_dir(config))
+            _inherit_architecture(
+                start_checkpoint(config, name, Path(workdir)), network_args(config, info)
+            )
 
 
-def init_checkpoint(config, workdir: Path) -> Path:
-    """The checkpoint the tune phase starts from; a clear error if it does not exist."""
-    if config.tune_init_checkpoint:
-        path = Path(config.tune_init_checkpoint)
+def start_checkpoint(config, name: str, workdir: Path) -> Path | None:
+    """The checkpoint phase `name` starts from: its init_checkpoint, else the previous phase's
+    last one (None for the first phase); a clear error if it does not exist."""
+    if config[name].init_checkpoint:
+        path = Path(config[name].init_checkpoint)
         if not checkpoints.is_checkpoint(path):
             raise FileNotFoundError(
-                f"tune_init_checkpoint {path} is not a checkpoint (no network.json and "
-                "network.weights.h5); "
-                "point it at a checkpoints/epoch_NNNN directory."
+                f"{name}.init_checkpoint {path} is not a checkpoint (no network.json and "
+                "network.weights.h5); point it at a checkpoints/epoch_NNNN directory."
             )
         return path
-    found = checkpoints.list_checkpoints(workdir / "pretrain")
+    index = schema.PHASES.index(name)
+    if index == 0:
+        return None
+    previous = schema.PHASES[index - 1]
+    found = checkpoints.list_checkpoints(workdir / previous)
     if not found:
         raise FileNotFoundError(
-            f"The tune phase needs a pretrain checkpoint in {workdir / 'pretrain'}, and there is "
-            "none; run the pretrain phase first or set --tune_init_checkpoint."
+            f"The {name} phase needs a {previous} checkpoint in {workdir / previous}, and there "
+            f"is none; run the {previous} phase first or set --config.{name}.init_checkpoint."
         )
     return found[-1]
 
@@ -242,84 +231,111 @@ def run_phase(
     workdir = Path(workdir)
     phase_dir = _output_dir(workdir, phase.name, strategy)
     phase_dir.mkdir(parents=True, exist_ok=True)
-    dataset_info = data.info(phase.dataset, _data_dir(config))
-    train_size = _subset(phase.subset) or data.split_size(
-        phase.dataset, phase.split, _data_dir(config)
-    )
-    steps_per_epoch = train_size // config.batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(
-            f"{phase.dataset}:{phase.split} has {train_size} examples, fewer than one batch of "
-            f"{config.batch_size}; lower --batch_size."
-        )
-    eval_sets, final_sets = _eval_sets(config, phase)
-    args = network_args(config, dataset_info)
-    start = init_checkpoint(config, workdir) if phase.name == "tune" else None
+    steps_per_epoch = _steps_per_epoch(config, phase)
+    start = start_checkpoint(config, phase.name, workdir)
+    args = network_args(config, data.info(phase.settings.dataset, _data_dir(config)))
     if start is not None:
         args = _inherit_architecture(start, args)
-
     with strategy.scope():
-        network = resnet18(**args)
-        model = objective_class(phase.objective)(
-            network,
-            beta=phase.beta,
-            regularizer=phase.regularizer,
-            eps=config.eps,
-            attack_steps=config.attack_steps,
-            attack_step_size=config.attack_step_size,
-            eval_attack_steps=config.eval_attack_steps,
-            eval_attack_step_size=config.eval_attack_step_size,
-            norm=config.attack_norm,
-            attack_bn_training=config.attack_bn_training,
-            weight_decay=config.weight_decay,
-            seed=config.seed,
-        )
-        optimizer = keras.optimizers.SGD(
-            learning_rate_schedule(
-                config.lr_schedule, phase.learning_rate, phase.epochs * steps_per_epoch
-            ),
-            momentum=config.momentum,
-            nesterov=config.nesterov,
-        )
-        model.compile(
-            optimizer=optimizer,
-            jit_compile=resolve_jit_compile(config.jit_compile),
-            steps_per_execution=config.steps_per_execution,
-        )
+        model = build_model(config, phase, args, phase.settings.epochs * steps_per_epoch)
         # Every worker resumes from the chief's checkpoints (a shared filesystem on a cluster).
-        state = checkpoints.restore_latest(workdir / phase.name, network, optimizer)
-        if state is None and start is not None:  # weights only: the optimizer starts fresh
-            if (
-                network.get_layer(head.HEAD).units
-                != checkpoints.read_network_args(start)["num_classes"]
-            ):
-                head.restore_body(start, network, config.seed)
-            else:
-                checkpoints.restore(start, network)
-    initial_epoch = 0 if state is None else state["epoch"]
+        initial_epoch = restore(model, workdir / phase.name, start, config.seed)
+    record = {"phase": {"name": phase.name, **phase.settings.to_dict()}, **config.to_dict()}
+    files.write_text(phase_dir / "config.json", json.dumps(record, indent=2))
+    if initial_epoch < phase.settings.epochs:
+        fit(config, phase, model, phase_dir, args, initial_epoch, steps_per_epoch, strategy)
+    export_phase(model.network, args, phase_dir)
+    barrier(strategy)  # the next phase's workers read the chief's checkpoints
+    records = callbacks.read_metrics(phase_dir / "metrics.jsonl")
+    return records[-1] if records else {}
+
+
+def _steps_per_epoch(config, phase: Phase) -> int:
+    """Whole batches per epoch of the phase's training data (its subset when it has one)."""
+    settings = phase.settings
+    size = _subset(settings.subset) or data.split_size(
+        settings.dataset, settings.split, _data_dir(config)
+    )
+    if size < config.batch_size:
+        raise ValueError(
+            f"{settings.dataset}:{settings.split} has {size} examples, fewer than one batch of "
+            f"{config.batch_size}; lower --batch_size."
+        )
+    return size // config.batch_size
+
+
+def build_model(config, phase: Phase, network_args: dict, total_steps: int) -> AdversarialModel:
+    """The phase's objective around a fresh network, compiled with its optimizer (call it in
+    the strategy's scope)."""
+    settings = phase.settings
+    model = objective_class(settings.objective)(
+        models.build(**network_args),
+        attack=phase.attack,
+        beta=settings.beta,
+        regularizer=settings.regularizer,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+    )
+    optimizer = keras.optimizers.SGD(
+        learning_rate_schedule(config.lr_schedule, settings.lr, total_steps),
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+    )
+    model.compile(
+        optimizer=optimizer,
+        jit_compile=resolve_jit_compile(config.jit_compile),
+        steps_per_execution=config.steps_per_execution,
+    )
+    return model
+
+
+def restore(model: AdversarialModel, phase_dir: Path, start: Path | None, seed: int) -> int:
+    """The epoch the phase continues after: its newest checkpoint's (weights and optimizer),
+    else 0, from `start`'s weights when it has one (the optimizer starts fresh; a start with
+    another class count gives its body and a new classifier drawn from `seed`)."""
+    network = model.network
+    state = checkpoints.restore_latest(phase_dir, network, model.optimizer)
+    if state is not None:
+        return state["epoch"]
+    if start is not None:
+        start_classes = checkpoints.read_network_args(start)["num_classes"]
+        if network.get_layer(head.HEAD).units != start_classes:
+            head.restore_body(start, network, seed)
+        else:
+            checkpoints.restore(start, network)
+    return 0
+
+
+def fit(
+    config,
+    phase: Phase,
+    model: AdversarialModel,
+    phase_dir: Path,
+    network_args: dict,
+    initial_epoch: int,
+    steps_per_epoch: int,
+    strategy: tf.distribute.Strategy,
+) -> None:
+    """Trains the remaining epochs, evaluating, logging and checkpointing through callbacks."""
+    settings = phase.settings
+    eval_sets, final_sets = _eval_sets(config, phase)
     train_set = data.load(
-        phase.dataset,
-        phase.split,
+        settings.dataset,
+        settings.split,
         batch_size=config.batch_size,
         training=True,
         data_dir=_data_dir(config),
-        subset=_subset(phase.subset),
+        subset=_subset(settings.subset),
         seed=config.seed,
         augment=config.augment,
         start_epoch=initial_epoch,
-        num_epochs=max(phase.epochs - initial_epoch, 1),
-    )
-    train_set = shard_by_example(train_set)
-
-    files.write_text(
-        phase_dir / "config.json",
-        json.dumps({"phase": dataclasses.asdict(phase), **config.to_dict()}, indent=2),
+        num_epochs=max(settings.epochs - initial_epoch, 1),
     )
     sample_images, sample_labels = next(iter(eval_sets["test"].batches))
     fit_callbacks = [
         callbacks.StopOnNonFiniteLoss(),
         callbacks.Throughput(config.batch_size),
-        callbacks.PeriodicEvaluation(eval_sets, config.eval_every, phase.epochs, final_sets),
+        callbacks.PeriodicEvaluation(eval_sets, config.eval.every, settings.epochs, final_sets),
         callbacks.MetricsLog(phase_dir / "metrics.jsonl", phase.name, initial_epoch),
         callbacks.TensorBoardLog(
             phase_dir / "tensorboard",
@@ -328,65 +344,67 @@ def run_phase(
             sample_labels[:4],
         ),
         callbacks.EpochCheckpoint(
-            phase_dir, args, config.keep_checkpoints if is_chief(strategy) else 1
+            phase_dir, network_args, config.keep_checkpoints if is_chief(strategy) else 1
         ),
-        callbacks.EpochSummary(phase.name, phase.epochs),
+        callbacks.EpochSummary(phase.name, settings.epochs),
     ]
-    if initial_epoch < phase.epochs:
-        print(
-            f"{phase.name}: {phase.objective} (beta {phase.beta}{_distance(phase)}) on "
-            f"{phase.dataset}:{phase.split}"
-            f", epochs {initial_epoch + 1}..{phase.epochs}, {steps_per_epoch} steps each",
-            flush=True,
-        )
-        model.fit(
-            train_set,
-            epochs=phase.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=fit_callbacks,
-            shuffle=False,  # the dataset shuffles itself, seeded
-            verbose=1 if sys.stdout.isatty() else 0,
-        )
-    # Exported in float32, as a checkpoint is rebuilt for evaluation: the same numbers.
-    exported = checkpoints.float32_network(args)
+    print(
+        f"{phase.name}: {settings.objective} (beta {settings.beta}{_distance(phase)}) on "
+        f"{settings.dataset}:{settings.split}"
+        f", epochs {initial_epoch + 1}..{settings.epochs}, {steps_per_epoch} steps each",
+        flush=True,
+    )
+    model.fit(
+        shard_by_example(train_set),
+        epochs=settings.epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=fit_callbacks,
+        shuffle=False,  # the dataset shuffles itself, seeded
+        verbose=1 if sys.stdout.isatty() else 0,
+    )
+
+
+def export_phase(network: keras.Model, network_args: dict, phase_dir: Path) -> None:
+    """The SavedModel of the phase's final weights, exported in float32, as a checkpoint is
+    rebuilt for evaluation: the same numbers."""
+    exported = checkpoints.float32_network(network_args)
     exported.set_weights(network.get_weights())
     export.export_saved_model(exported, phase_dir / "saved_model")
-    barrier(strategy)  # the next phase's workers read the chief's checkpoints
-    records = callbacks.read_metrics(phase_dir / "metrics.jsonl")
-    return records[-1] if records else {}
 
 
 def _distance(phase: Phase) -> str:
-    return "" if phase.regularizer == "kl" else f", {phase.regularizer}"
+    regularizer = phase.settings.regularizer
+    return "" if regularizer == "kl" else f", {regularizer}"
 
 
 def _inherit_architecture(checkpoint: Path, args: dict) -> dict:
     """The starting checkpoint's network arguments (its input normalization included), after
-    checking that the tune data fits them; the class count is the tune data's (a different
-    one gets a new classifier, see tf_advreg.training.head)."""
-    saved = checkpoints.read_network_args(checkpoint)
-    for key in ("width", "input_shape"):
+    checking that the phase's data and config fit them; the class count is the phase data's
+    (a different one gets a new classifier, see tf_advreg.training.head)."""
+    saved = {"name": models.DEFAULT_MODEL} | checkpoints.read_network_args(checkpoint)
+    for key in ("name", "width", "input_shape"):
         if saved[key] != args[key]:
             raise ValueError(
-                f"The tune phase cannot start from {checkpoint}: its {key} is {saved[key]}, "
-                f"the tune data and config need {args[key]}."
+                f"The phase cannot start from {checkpoint}: its {key} is {saved[key]}, "
+                f"the phase's data and config need {args[key]}."
             )
     return saved | {key: args[key] for key in ("num_classes", "sync_batchnorm")}
 
 
 def _hparams(config, phase: Phase) -> dict:
     """What the TensorBoard HParams dashboard compares across runs of a sweep."""
+    settings = phase.settings
     return {
         "phase": phase.name,
-        "objective": phase.objective,
-        "beta": float(phase.beta),
-        "regularizer": phase.regularizer,
-        "dataset": phase.dataset,
-        "pretrain_dataset": config.pretrain_dataset,
-        "eps": float(config.eps),
-        "learning_rate": float(phase.learning_rate),
-        "epochs": phase.epochs,
-        "width": config.width,
+        "objective": settings.objective,
+        "beta": float(settings.beta),
+        "regularizer": settings.regularizer,
+        "dataset": settings.dataset,
+        "pretrain_dataset": config.pretrain.dataset,
+        "eps": float(phase.attack.eps),
+        "learning_rate": float(settings.lr),
+        "epochs": settings.epochs,
+        "width": config.model.width,
         "seed": config.seed,
     }

@@ -8,29 +8,14 @@ from pathlib import Path
 
 import ml_collections
 
-from tf_advreg import data, files, losses
-from tf_advreg.attacks import validate_attack_args
+from tf_advreg import data, files, losses, models, objectives
+from tf_advreg.attacks import AttackSettings
 from tf_advreg.data import augment
-from tf_advreg.models.resnet import check_width
 from tf_advreg.objectives import objective_class
+from tf_advreg.training import legacy, schema
 from tf_advreg.training.strategy import STRATEGIES
 from tf_advreg.xla import resolve_jit_compile
 
-# Fields a re-run may change and still continue the same run: more epochs, other hardware.
-RESUMABLE_FIELDS = frozenset(
-    {
-        "pretrain_epochs",
-        "tune_epochs",
-        "keep_checkpoints",
-        "eval_every",
-        "strategy",
-        "jit_compile",
-        "steps_per_execution",
-        "deterministic",
-        "data_dir",
-        "workdir",
-    }
-)
 LR_SCHEDULES = ("step", "cosine", "constant")
 # Written into every workdir before anything else: the sign that a directory is a run of ours,
 # which a re-run may resume and --overwrite may delete. Nothing else is ever deleted.
@@ -58,54 +43,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
     Checks the data's splits and sizes from metadata too, so that nothing fails after the
     workdir has been prepared (or, with --overwrite, replaced).
     """
-    for field, value in config.items():
+    for path, value in schema.flatten(config.to_dict()).items():
         _require(
             not isinstance(value, float) or math.isfinite(value),
-            f"{field} must be a finite number, got {value}.",
+            f"{path} must be a finite number, got {value}.",
         )
-    datasets = data.available_datasets()
-    for phase in ("pretrain", "tune"):
-        name = config[f"{phase}_dataset"]
-        _require(
-            name == "" or name.split("/")[0] in datasets,
-            f"Unknown {phase}_dataset {name!r}; available: {', '.join(datasets)}.",
-        )
-        objective = objective_class(config[f"{phase}_objective"])
-        _require(
-            config[f"{phase}_beta"] >= 0,
-            f"{phase}_beta must be >= 0, got {config[f'{phase}_beta']}.",
-        )
-        regularizer = config[f"{phase}_regularizer"]
-        _require(
-            regularizer in losses.REGULARIZERS,
-            f"Unknown {phase}_regularizer {regularizer!r}; choose one of "
-            f"{', '.join(losses.REGULARIZERS)}.",
-        )
-        _require(
-            regularizer == "kl" or objective.takes_regularizer,
-            f"{phase}_regularizer {regularizer!r} applies to trades and ar only; set it to kl "
-            f"for {phase}_objective {config[f'{phase}_objective']!r}.",
-        )
-        _require(
-            config[f"{phase}_epochs"] >= 0,
-            f"{phase}_epochs must be >= 0, got {config[f'{phase}_epochs']}.",
-        )
-        _require(config[f"{phase}_lr"] > 0, f"{phase}_lr must be > 0, got {config[f'{phase}_lr']}.")
+    for phase in schema.PHASES:
+        _validate_phase(phase, config[phase])
+        attack_settings(config, phase)
     _require(
-        bool(config.pretrain_dataset) or bool(config.tune_init_checkpoint),
-        "pretrain_dataset is empty: set it, or set tune_init_checkpoint to tune an existing model.",
-    )
-    _require(
-        0 <= config.eps <= 1, f"eps must be in [0, 1] (images are in [0, 1]), got {config.eps}."
-    )
-    validate_attack_args(
-        eps=config.eps,
-        step_size=config.attack_step_size,
-        steps=config.attack_steps,
-        norm=config.attack_norm,
-    )
-    validate_attack_args(
-        eps=config.eps, step_size=config.eval_attack_step_size, steps=config.eval_attack_steps
+        bool(config.pretrain.dataset) or bool(config.tune.init_checkpoint),
+        "pretrain.dataset is empty: set it, or set tune.init_checkpoint to tune an existing model.",
     )
     _require(config.batch_size >= 1, f"batch_size must be >= 1, got {config.batch_size}.")
     _require(
@@ -118,63 +66,101 @@ def validate(config: ml_collections.ConfigDict) -> None:
         config.strategy in STRATEGIES,
         f"Unknown strategy {config.strategy!r}; choose one of {', '.join(STRATEGIES)}.",
     )
-    for field in (
-        "pretrain_subset",
-        "train_eval_subset",
-        "test_eval_subset",
-        "eval_every",
-        "keep_checkpoints",
-    ):
-        _require(config[field] >= 0, f"{field} must be >= 0, got {config[field]}.")
+    for path in ("eval.train_subset", "eval.test_subset", "eval.every", "keep_checkpoints"):
+        value = schema.get(config, path)
+        _require(value >= 0, f"{path} must be >= 0, got {value}.")
     _require(
         config.steps_per_execution >= 1,
         f"steps_per_execution must be >= 1, got {config.steps_per_execution}.",
     )
     resolve_jit_compile(config.jit_compile)
     augment.check_policy(config.augment)
-    check_width(config.width)
+    models.check_name(config.model.name)
+    models.check_width(config.model.width)
     _check_data(config)
+
+
+def _validate_phase(name: str, phase: ml_collections.ConfigDict) -> None:
+    """One phase block; errors name its fields as <phase>.<field>."""
+    datasets = data.available_datasets()
+    _require(
+        phase.dataset == "" or phase.dataset.split("/")[0] in datasets,
+        f"Unknown {name}.dataset {phase.dataset!r}; available: {', '.join(datasets)}.",
+    )
+    objective = objective_class(phase.objective)
+    _require(phase.beta >= 0, f"{name}.beta must be >= 0, got {phase.beta}.")
+    _require(
+        phase.regularizer in losses.REGULARIZERS,
+        f"Unknown {name}.regularizer {phase.regularizer!r}; choose one of "
+        f"{', '.join(losses.REGULARIZERS)}.",
+    )
+    _require(
+        phase.regularizer == "kl" or objective.takes_regularizer,
+        f"{name}.regularizer {phase.regularizer!r} applies to "
+        f"{' and '.join(objectives.regularized())} only; set it to kl for {name}.objective "
+        f"{phase.objective!r}.",
+    )
+    for field in ("epochs", "subset"):
+        _require(phase[field] >= 0, f"{name}.{field} must be >= 0, got {phase[field]}.")
+    _require(phase.lr > 0, f"{name}.lr must be > 0, got {phase.lr}.")
+
+
+def attack_settings(config, phase: str) -> AttackSettings:
+    """The phase's attack (config.attack with the phase's overrides), checked."""
+    try:
+        return AttackSettings(**schema.phase_attack(config, phase))
+    except ValueError as error:
+        raise ValueError(f"{phase} attack: {error}") from error
 
 
 def _check_data(config: ml_collections.ConfigDict) -> None:
     """Each phase's training and test split exists and holds at least one batch (metadata only:
     nothing is read or downloaded)."""
     data_dir = config.data_dir or None
-    for phase in ("pretrain", "tune"):
-        name, split = config[f"{phase}_dataset"], config[f"{phase}_split"]
-        if not name:
+    for name in schema.PHASES:
+        phase = config[name]
+        if not phase.dataset:
             continue
-        for field in (f"{phase}_split", "test_split"):
+        splits = {f"{name}.split": phase.split, "eval.test_split": config.eval.test_split}
+        for label, split in splits.items():
             try:
-                data.split_size(name, config[field], data_dir)
+                data.split_size(phase.dataset, split, data_dir)
             except ValueError as error:
-                raise ValueError(f"{field}: {error}") from error
-        size = data.split_size(name, split, data_dir)
-        if phase == "pretrain" and config.pretrain_subset:
+                raise ValueError(f"{label}: {error}") from error
+        size = data.split_size(phase.dataset, phase.split, data_dir)
+        if phase.subset:
             _require(
-                config.pretrain_subset <= size,
-                f"pretrain_subset {config.pretrain_subset} exceeds the {size} examples of "
-                f"{name}:{split}; choose at most {size} (0: all).",
+                phase.subset <= size,
+                f"{name}.subset {phase.subset} exceeds the {size} examples of "
+                f"{phase.dataset}:{phase.split}; choose at most {size} (0: all).",
             )
-            size = config.pretrain_subset
+            size = phase.subset
         _require(
             config.batch_size <= size,
             f"batch_size {config.batch_size} exceeds the {size} training examples of "
-            f"{name}:{split}; choose a batch_size <= {size}.",
+            f"{phase.dataset}:{phase.split}; choose a batch_size <= {size}.",
         )
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:
     """The settings in which `current` would not continue the run `saved` describes.
 
-    Resumable fields may differ. A field the saved run predates is not compared: fields are
-    added with defaults that keep the earlier behaviour.
+    Either may be in the flat layout of the first releases. Resumable fields may differ. A
+    field the saved run predates is not compared: fields are added with defaults that keep the
+    earlier behaviour.
     """
+    saved = schema.flatten(legacy.migrate(saved))
+    current = schema.flatten(legacy.migrate(current))
     return sorted(
-        f"{key}: {saved[key]!r} -> {value!r}"
-        for key, value in current.items()
-        if key not in RESUMABLE_FIELDS and key in saved and saved[key] != value
+        f"{path}: {saved[path]!r} -> {value!r}"
+        for path, value in current.items()
+        if path in saved and saved[path] != value and not _resumable(path)
     )
+
+
+def _resumable(path: str) -> bool:
+    field = schema.FIELDS.get(path)
+    return field is not None and field.resumable
 
 
 def is_run_dir(path: str | os.PathLike) -> bool:
@@ -201,7 +187,7 @@ def prepare_workdir(
 ) -> Path:
     """Creates the workdir and records the config, or refuses a workdir of another run.
 
-    A run whose saved config differs (outside RESUMABLE_FIELDS) is left untouched unless
+    A run whose saved config differs (in a field that is not resumable) is left untouched unless
     `overwrite`, which removes the old run first. A non-empty directory without RUN_MARKER is
     never touched, whatever it holds.
     """
