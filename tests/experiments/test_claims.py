@@ -31,8 +31,8 @@ def designed_metrics(run: grid.Run):
     config = run.config
     beta = report.regularization(config)
     seed = config["seed"]
-    jitter = 0.002 * (1 if seed % 2 else -1) if config["pretrain_objective"] == "ar" else 0.0
-    drift = -0.01 if config["tune_objective"] == "robopt" else 0.0
+    jitter = 0.002 * (1 if seed % 2 else -1) if config["pretrain"]["objective"] == "ar" else 0.0
+    drift = -0.01 if config["tune"]["objective"] == "robopt" else 0.0
     base = {
         "natural_accuracy": 0.8 + beta / 100 + seed / 1000,
         "adversarial_accuracy": 0.5 + beta / 100 + jitter + seed / 1000,

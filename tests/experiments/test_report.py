@@ -21,7 +21,7 @@ def load(path: str):
 def fake_metrics(run: grid.Run):
     """Distinct, recognisable numbers per run and epoch: 0.9 - lambda/100 + seed/100 etc.; the
     pretraining's numbers on the tune data are 0.6 and 0.3."""
-    offset = report.regularization(run.config) / 100 + run.config["tune_beta"] / 1000
+    offset = report.regularization(run.config) / 100 + run.config["tune"]["beta"] / 1000
     offset -= run.config["seed"] / 100
 
     def metrics(epoch: int) -> dict:

@@ -10,8 +10,8 @@ import pytest
 from support import run_tool
 
 from tf_advreg.experiments import grid, results, sweep
+from tf_advreg.training import run_config, schema
 from tf_advreg.training.callbacks import read_metrics
-from tf_advreg.training.run_config import RESUMABLE_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,8 +52,10 @@ def test_each_cell_runs_once_per_seed_and_tunes_from_its_own_seeds_pretraining(t
     assert [run.name for run in cell.runs] == [f"trades3__trades5-seed{k}" for k in range(3)]
     assert [run.config["seed"] for run in cell.runs] == [0, 1, 2]
     assert [run.needs for run in cell.runs] == [f"trades3-seed{k}" for k in range(3)]
-    assert cell.runs[2].config["tune_init_checkpoint"].startswith(str(tmp_path / "trades3-seed2"))
-    assert "--seed=2" in sweep.command(cell.runs[2], "x.py", tmp_path)
+    assert (
+        cell.runs[2].config["tune"]["init_checkpoint"].startswith(str(tmp_path / "trades3-seed2"))
+    )
+    assert "--config.seed=2" in sweep.command(cell.runs[2], "x.py", tmp_path)
     with pytest.raises(ValueError, match="at least 1"):
         grid.expand(load("thesis/figures_5_1_to_5_4.py"), tmp_path, seeds=0)
 
@@ -70,13 +72,16 @@ def test_runs_name_their_distance_unless_it_is_kl(tmp_path):
 def test_lambda_zero_is_the_robust_optimization_baseline_in_both_chapter_4_tables(tmp_path):
     for name, objective in (("table_4_1.py", "trades"), ("table_4_2.py", "ar")):
         runs = grid.expand(load(f"thesis/{name}"), tmp_path).runs
-        assert [(r.config["pretrain_objective"], r.config["pretrain_beta"]) for r in runs] == [
+        assert [
+            (r.config["pretrain"]["objective"], r.config["pretrain"]["beta"]) for r in runs
+        ] == [
             ("robopt", 0.0),
             *((objective, beta) for beta in (0.1, 0.2, 0.4, 0.8, 1.0, 2.0, 3.0, 5.0)),
         ]
-        assert all(r.config["pretrain_dataset"] == "cifar10" for r in runs)
+        assert all(r.config["pretrain"]["dataset"] == "cifar10" for r in runs)
         assert all(
-            r.config["tune_dataset"] == "" and r.config["pretrain_epochs"] == 100 for r in runs
+            r.config["tune"]["dataset"] == "" and r.config["pretrain"]["epochs"] == 100
+            for r in runs
         )
 
 
@@ -85,16 +90,19 @@ def test_tunings_start_from_the_shared_pretraining_and_still_evaluate_on_its_dat
         run.name: run for run in grid.expand(load("thesis/tables_5_1_to_5_4.py"), tmp_path).runs
     }
     pretraining, tuning = runs["trades3-seed0"], runs["trades3__trades5-seed0"]
-    assert pretraining.config["tune_epochs"] == 0 and pretraining.config["pretrain_epochs"] == 100
-    assert pretraining.config["pretrain_dataset"] == "cinic10"
-    assert pretraining.config["tune_dataset"] == "cifar10"  # the untuned row is measured on it
+    assert (
+        pretraining.config["tune"]["epochs"] == 0
+        and pretraining.config["pretrain"]["epochs"] == 100
+    )
+    assert pretraining.config["pretrain"]["dataset"] == "cinic10"
+    assert pretraining.config["tune"]["dataset"] == "cifar10"  # the untuned row is measured on it
     assert tuning.needs == "trades3-seed0"
-    assert tuning.config["pretrain_epochs"] == 0
-    assert tuning.config["pretrain_dataset"] == "cinic10"  # each tuning epoch evaluated on it
-    assert tuning.config["tune_init_checkpoint"] == str(
+    assert tuning.config["pretrain"]["epochs"] == 0
+    assert tuning.config["pretrain"]["dataset"] == "cinic10"  # each tuning epoch evaluated on it
+    assert tuning.config["tune"]["init_checkpoint"] == str(
         tmp_path / "trades3-seed0" / "pretrain" / "checkpoints" / "epoch_0100"
     )
-    assert (tuning.config["tune_objective"], tuning.config["tune_beta"]) == ("trades", 5.0)
+    assert (tuning.config["tune"]["objective"], tuning.config["tune"]["beta"]) == ("trades", 5.0)
     order = list(runs)
     assert all(order.index(r.needs) < order.index(r.name) for r in runs.values() if r.needs)
 
@@ -104,9 +112,10 @@ def test_table_5_5_samples_the_pretraining_and_shares_the_full_runs_with_figures
     table = {run.name: run for run in grid.expand(load("thesis/table_5_5.py"), tmp_path).runs}
     assert {run.name for run in figures} < set(table)
     for run in figures:  # the same run: only a field a workdir may change on resume differs
+        assert run_config.config_differences(table[run.name].config, run.config) == []
         differing = {k for k, v in run.config.items() if table[run.name].config[k] != v}
-        assert differing == {"keep_checkpoints"} and differing <= RESUMABLE_FIELDS
-    assert table["ar1-sub50000-seed0"].config["pretrain_subset"] == 50_000
+        assert differing == {"keep_checkpoints"} and schema.FIELDS["keep_checkpoints"].resumable
+    assert table["ar1-sub50000-seed0"].config["pretrain"]["subset"] == 50_000
     assert table["ar1-sub50000__ar5-seed0"].needs == "ar1-sub50000-seed0"
 
 
@@ -131,11 +140,11 @@ def test_the_command_sets_each_override_and_the_workdir(tmp_path):
         "-m",
         "tools.train",
         "--config=configs/digits/table_5_5.py",
-        "--pretrain_objective=ar",
-        "--pretrain_beta=1.0",
-        "--pretrain_subset=0",
-        "--seed=0",
-        "--tune_epochs=0",
+        "--config.pretrain.objective=ar",
+        "--config.pretrain.beta=1.0",
+        "--config.pretrain.subset=0",
+        "--config.seed=0",
+        "--config.tune.epochs=0",
         f"--workdir={tmp_path / 'ar1-seed0'}",
     ]
 
@@ -178,8 +187,9 @@ def test_dry_run_lists_each_run_with_its_status_and_command(tmp_path, fabricate)
         ["new", "ar0.2-seed0"],
     ]
     assert lines[3].endswith(
-        "python -m tools.train --config=configs/digits/table_4_2.py --pretrain_objective=ar "
-        f"--pretrain_beta=0.2 --seed=0 --workdir={tmp_path / 'ar0.2-seed0'}"
+        "python -m tools.train --config=configs/digits/table_4_2.py "
+        "--config.pretrain.objective=ar --config.pretrain.beta=0.2 --config.seed=0 "
+        f"--workdir={tmp_path / 'ar0.2-seed0'}"
     )
     seeds = [line.split()[1] for line in lines[1:] if line.split()[1].startswith("ar5")]
     assert seeds == ["ar5-seed0", "ar5-seed1", "ar5-seed2"]  # each (cell, seed) one run
@@ -205,7 +215,8 @@ def test_the_sweep_tool_lists_every_cell_and_seed(tmp_path):
 
 def test_a_workdir_of_another_config_stops_the_sweep(tmp_path, fabricate):
     run = grid.expand(load("digits/table_4_1.py"), tmp_path).runs[0]
-    fabricate(tmp_path, grid.Run(run.name, {}, run.config | {"width": 4}))
+    other = run.config | {"model": run.config["model"] | {"width": 4}}
+    fabricate(tmp_path, grid.Run(run.name, {}, other))
     assert sweep.status(run, tmp_path) is sweep.Status.CONFLICT
     with pytest.raises(RuntimeError, match="another config"):
         sweep.run_all([run], "configs/digits/table_4_1.py", tmp_path, lambda args: 0)
@@ -261,11 +272,14 @@ REPORT = "figures_5"
 
 def get_config():
     config = base.chapter5()
-    config.update(dict(width=4, batch_size=100, pretrain_epochs=1, tune_epochs=1, attack_steps=2,
-                       eval_attack_steps=2, train_eval_subset=100))
+    config.model.width, config.batch_size = 4, 100
+    config.pretrain.epochs, config.tune.epochs = 1, 1
+    config.attack.steps, config.attack.eval_steps = 2, 2
+    config.eval.train_subset = 100
     return config
 
 
+# Flat field names, as experiment files of the first releases wrote them, still work.
 def get_sweep():
     return [{"pretrain_objective": "trades", "pretrain_beta": 1.0, "tune_objective": "ar",
              "tune_beta": 2.0}, {"pretrain_objective": "trades", "pretrain_beta": 1.0,

@@ -288,8 +288,8 @@ def _data_differs(claim: Claim, configs: dict[str, dict]) -> str:
     if alone not in configs or tuned not in configs:
         return ""
     a, t = configs[alone], configs[tuned]
-    trained = f"{a['pretrain_dataset']}:{a['pretrain_split']}"
-    tuning = f"{t['tune_dataset']}:{t['tune_split']}"
+    trained = f"{a['pretrain']['dataset']}:{a['pretrain']['split']}"
+    tuning = f"{t['tune']['dataset']}:{t['tune']['split']}"
     if trained == tuning:
         return ""
     return (
