@@ -22,11 +22,12 @@ REPORT = "table_4_2"
 
 def get_config():
     config = base.chapter4()
-    config.update(dict(width=4, batch_size=100, pretrain_epochs=1, attack_steps=2,
-                       eval_attack_steps=2, train_eval_subset=100))
+    config.model.width, config.batch_size, config.pretrain.epochs = 4, 100, 1
+    config.attack.steps, config.attack.eval_steps, config.eval.train_subset = 2, 2, 100
     return config
 
 
+# Flat field names, as experiment files of the first releases wrote them, still work.
 def get_sweep():
     return [{"pretrain_objective": "robopt", "pretrain_beta": 0.0},
             {"pretrain_objective": "ar", "pretrain_beta": 1.0}]

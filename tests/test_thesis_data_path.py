@@ -56,7 +56,7 @@ def workdir(data_dir, tmp_path_factory):
 
 def test_pretrains_on_cinic10_and_tunes_on_cifar10(workdir):
     config = json.loads((workdir / "config.json").read_text())
-    assert (config["pretrain_dataset"], config["tune_dataset"]) == ("cinic10", "cifar10")
+    assert (config["pretrain"]["dataset"], config["tune"]["dataset"]) == ("cinic10", "cifar10")
     for phase in ("pretrain", "tune"):
         (record,) = callbacks.read_metrics(workdir / phase / "metrics.jsonl")
         assert record["test/num_examples"] == TEST_EXAMPLES
@@ -92,7 +92,7 @@ def test_cifar10_training_batches_are_randomly_cropped_and_flipped(workdir, data
     def tune_batches(policy):
         batches = data.load(
             "cifar10",
-            config["tune_split"],
+            config["tune"]["split"],
             batch_size=BATCH,
             training=True,
             data_dir=str(data_dir),

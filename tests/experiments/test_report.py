@@ -88,7 +88,7 @@ def test_cells_are_means_over_seeds_and_a_cell_missing_seeds_is_marked(tmp_path,
     finish_all(experiment, tmp_path, fabricate, skip=("trades5-seed2",))
     report.write_report(experiment, tmp_path, tmp_path / "out")
     markdown = (tmp_path / "out" / "table_4_1.md").read_text()
-    # lambda 0.4 (digits' tune_beta is 5), seeds 0, 1, 2: 0.891, 0.901, 0.911; on digits the
+    # lambda 0.4 (digits' tune.beta is 5), seeds 0, 1, 2: 0.891, 0.901, 0.911; on digits the
     # thesis's value is a reference, without a difference.
     assert "| 0.4 | 0.9010 ± 0.0100 (n=3) / 0.9977 | 0.8010 ± 0.0100 (n=3) / 0.8799 |" in markdown
     assert "| 5.0 | 0.8500 ± 0.0071 (n=2/3 †) / 0.9367 |" in markdown  # seeds 0 and 1 only

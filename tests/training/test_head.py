@@ -15,7 +15,7 @@ from tf_advreg.training import checkpoints, head, legacy, phases
 DIGITS = data.info("digits")
 ARGS = {
     "num_classes": 3,
-    "model.width": 2,
+    "width": 2,
     "input_shape": list(DIGITS.image_shape),
     "mean": list(DIGITS.mean),
     "std": list(DIGITS.std),

@@ -128,9 +128,7 @@ def test_rerun_with_more_epochs_continues_at_the_next_epoch(finished_run, tmp_pa
     [
         (["--pretrain_objective=fgsm"], "Unknown objective 'fgsm'"),
         (["--tune_dataset=mnist"], "Unknown tune.dataset 'mnist'"),
-        (["--config.tune.dataset=mnist"], "Unknown tune.dataset 'mnist'"),
         (["--eps=-0.1"], "eps must be in [0, 1]"),
-        (["--config.tune.attack.eps=-0.1"], "tune attack: eps must be in [0, 1]"),
         (["--tune_beta=-1"], "tune.beta must be >= 0"),
         (["--tune_regularizer=hellinger"], "Unknown tune.regularizer 'hellinger'; choose one of"),
         (["--tune_init_checkpoint=/nonexistent/epoch_0003"], "is not a checkpoint"),
@@ -144,6 +142,8 @@ def test_rerun_with_more_epochs_continues_at_the_next_epoch(finished_run, tmp_pa
             "--eps=0.3 and --config.attack.eps=0.2 disagree",
         ),
         (["--config.model.name=vgg"], "Unknown model name 'vgg'"),
+        (["--config.tune.dataset=mnist"], "Unknown tune.dataset 'mnist'"),
+        (["--config.tune.attack.eps=-0.1"], "tune attack: eps must be in [0, 1]"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_the_workdir_alone(finished_run, args, message):

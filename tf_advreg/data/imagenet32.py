@@ -20,7 +20,7 @@ import tensorflow_datasets as tfds
 _ImagenetResized = tfds.builder_cls("imagenet_resized")
 SYNSETS_FILE = Path(__file__).with_name("cifar10_synsets.tsv")
 # ImageNet's validation set is the test split: its test labels are not public, and the
-# pipeline evaluates every phase on `test_split` ("test").
+# pipeline evaluates every phase on `eval.test_split` ("test").
 ARCHIVES = {"train": "Imagenet32_train_npz.zip", "test": "Imagenet32_val_npz.zip"}
 URL_PREFIX = "http://www.image-net.org/data/downsample/"
 

@@ -79,24 +79,20 @@ def eval_data(config, phase: Phase) -> dict[str, tuple[str, str, int]]:
 
     test and train splits of the phase's data; while tuning, the pretraining data too; while
     pretraining for a named tune dataset, at the final epoch, that data too (a run with
-    tune_epochs=0 is the untuned model of thesis Tables 5.1-5.4, which are measured on the
+    tune.epochs=0 is the untuned model of thesis Tables 5.1-5.4, which are measured on the
     tune data). Either phase reads the other's data only if both have the same class count
     (a 10-way head cannot score 858-class labels, nor 858 logits 10-class ones). Data already
     evaluated under another label is not evaluated twice.
     """
-    test_split, test_subset, train_subset = (
-        config.eval.test_split,
-        config.eval.test_subset,
-        config.eval.train_subset,
-    )
+    test, train_subset = (config.eval.test_split, config.eval.test_subset), config.eval.train_subset
     sets = {
-        "test": (phase.settings.dataset, test_split, test_subset),
+        "test": (phase.settings.dataset, *test),
         "train": (phase.settings.dataset, phase.settings.split, train_subset),
     }
     if phase.name == "tune" and head.same_classes(config, _data_dir(config)):
         sets["pretrain_train"] = (config.pretrain.dataset, config.pretrain.split, train_subset)
     if phase.name == "pretrain" and head.same_classes(config, _data_dir(config)):
-        sets["tune_test"] = (config.tune.dataset, test_split, test_subset)
+        sets["tune_test"] = (config.tune.dataset, *test)
         sets["tune_train"] = (config.tune.dataset, config.tune.split, train_subset)
     unique = {}
     for label, source in sets.items():
