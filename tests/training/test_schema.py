@@ -39,9 +39,9 @@ def test_every_readme_flag_and_field_of_tools_train_exists():
     help_text = run_tool("train", "--helpfull", timeout=120).stdout
     flags = set(re.findall(r"^\s+--(?:\[no\])?([\w.]+):", help_text, re.MULTILINE))
     listed = set(re.findall(r"^\s{4}([\w.]+): ", help_text, re.MULTILINE))
-    assert listed == set(schema.FIELDS)  # --config's help lists every field
+    assert set(schema.FIELDS) <= listed  # --config's help lists every field
     section = _training_section()
-    for flag in re.findall(r"--([\w.]+)", section):
+    for flag in re.findall(r"--(\w[\w.]*\w)", section):
         if flag.startswith("config."):
             assert flag.removeprefix("config.") in schema.FIELDS, flag
         else:
