@@ -20,9 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_advreg import objectives
+from tf_advreg import models, objectives
 from tf_advreg.attacks import AttackSettings
-from tf_advreg.models import resnet18
 from tf_advreg.objectives import AdversarialModel, RobustOptimization
 from tf_advreg.training import schema
 
@@ -191,6 +190,7 @@ def peak_memory_bytes() -> int:
 
 @dataclasses.dataclass(frozen=True)
 class BenchmarkConfig:
+    model: str = models.DEFAULT_MODEL
     width: int = 64
     batch_size: int = 32
     image_size: int = 32
@@ -240,11 +240,12 @@ class BenchmarkResult:
 
 
 def _network(config: BenchmarkConfig) -> keras.Model:
-    """The ResNet18 under the requested dtype policy (the policy applies at construction)."""
+    """The network under the requested dtype policy (the policy applies at construction)."""
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.precision)
     try:
-        return resnet18(
+        return models.build(
+            config.model,
             num_classes=config.num_classes,
             width=config.width,
             input_shape=(config.image_size, config.image_size, config.channels),

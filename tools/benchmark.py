@@ -14,7 +14,7 @@ import sys
 
 from absl import app, flags
 
-from tf_advreg import benchmarking, files
+from tf_advreg import benchmarking, files, models
 from tf_advreg.objectives import OBJECTIVES
 from tf_advreg.xla import JIT_COMPILE_CHOICES, resolve_jit_compile
 
@@ -23,7 +23,8 @@ _OBJECTIVES = flags.DEFINE_list(
     [*OBJECTIVES, "eval_pgd20"],
     "Objectives whose train step is timed; eval_pgdK times the PGD-K evaluation step.",
 )
-_WIDTH = flags.DEFINE_integer("width", 64, "ResNet18 first-stage width.")
+_MODEL = flags.DEFINE_enum("model", models.DEFAULT_MODEL, list(models.MODELS), "Architecture.")
+_WIDTH = flags.DEFINE_integer("width", 64, "First-stage width (ResNet18: 64).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Examples per step.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 32, "Image height and width.")
 _CHANNELS = flags.DEFINE_integer("channels", 3, "Image channels.")
@@ -84,6 +85,7 @@ def _configs() -> list[benchmarking.BenchmarkConfig]:
         raise ValueError(f"matmul_size must be >= 1, got {_MATMUL_SIZE.value}.")
     return [
         benchmarking.BenchmarkConfig(
+            model=_MODEL.value,
             width=_WIDTH.value,
             batch_size=_BATCH_SIZE.value,
             image_size=_IMAGE_SIZE.value,

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import tensorflow as tf
-from support import two_replicas
+from support import thesis_attack, two_replicas
 
 from tf_advreg import data, objectives
 from tf_advreg.models import resnet18
@@ -23,7 +23,7 @@ def test_two_replicas_read_the_single_device_batches_and_take_its_steps():
         with strategy.scope():
             network = resnet18(num_classes=10, width=4, input_shape=(8, 8, 1), sync_batchnorm=True)
             network.set_weights(initial)
-            model = objectives.NaturalTraining(network, eps=0.1)
+            model = objectives.NaturalTraining(network, attack=thesis_attack())
             model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), jit_compile=False)
         model.fit(
             phases.shard_by_example(batches), epochs=1, steps_per_epoch=2, verbose=0, shuffle=False
