@@ -52,7 +52,9 @@ PHASE = {
     ),
     "split": Field("train", "Training split of the phase, e.g. train+validation."),
     "subset": Field(0, "Class-balanced sample size of the training split (0: all)."),
-    "objective": Field("robopt", "natural, robopt, trades, ar, alp, alp_kannan or mart."),
+    "objective": Field(
+        "robopt", "Training objective: a config_name of tf_advreg.objectives (robopt, trades, ...)."
+    ),
     "beta": Field(0.0, "Regularization weight of the objective (the thesis's lambda)."),
     "regularizer": Field(
         "kl",
