@@ -27,12 +27,29 @@ def _fields_help() -> str:
     return "\n".join(["Its fields, each set with --config.<field>=<value>:", *lines])
 
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    str(ROOT / "configs" / "digits_demo.py"),
-    "Experiment config file (Python, returning a ConfigDict). Default: the digits demo.\n"
-    + _fields_help(),
-)
+def _unknown_field(argv: list[str]) -> str:
+    """The first --config.<path> override of `argv` that names no field of the schema."""
+    for arg in argv:
+        path = arg.removeprefix("--config.").split("=")[0]
+        if arg.startswith("--config.") and path not in schema.FIELDS:
+            return path
+    return ""
+
+
+try:  # config_flags applies the --config.<path> overrides as it defines the flag
+    _CONFIG = config_flags.DEFINE_config_file(
+        "config",
+        str(ROOT / "configs" / "digits_demo.py"),
+        "Experiment config file (Python, returning a ConfigDict). Default: the digits demo.\n"
+        + _fields_help(),
+    )
+except (AttributeError, KeyError):
+    if not _unknown_field(sys.argv):
+        raise
+    sys.exit(
+        f"error: --config.{_unknown_field(sys.argv)} names no config field; see --helpfull for "
+        "the fields."
+    )
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace a workdir that holds a run with a different config."
 )

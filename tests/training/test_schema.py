@@ -5,7 +5,7 @@ and read."""
 import re
 
 import pytest
-from support import ROOT, run_tool
+from support import ROOT, assert_one_line_error, run_tool
 
 from configs import digits_demo
 from tf_advreg.experiments import grid
@@ -81,3 +81,8 @@ def test_a_new_per_phase_field_is_set_saved_compared_and_read(monkeypatch):
     assert (pretrain.settings.warmup_epochs, tune.settings.warmup_epochs) == (0, 2)
     swept = grid.effective_config(digits_demo.get_config(), {"pretrain.warmup_epochs": 3})
     assert swept["pretrain"]["warmup_epochs"] == 3
+
+
+def test_an_unknown_nested_field_is_one_line():
+    result = run_tool("train", "--config.tune.attack.epss=0.1", timeout=120)
+    assert_one_line_error(result, "--config.tune.attack.epss names no config field")
