@@ -1,6 +1,8 @@
 """Adversarial weight perturbation: the step against a float64 reference, off means today's
 step bit for bit, and two replicas take the one-device step."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -8,9 +10,12 @@ import tensorflow as tf
 from support import separable_images, two_replicas
 
 from tf_advreg import objectives
+from tf_advreg.attacks import AttackSettings
 from tf_advreg.training import awp
 
-ATTACK = dict(eps=0.1, attack_steps=3, attack_step_size=0.04, eval_attack_steps=3)
+ATTACK = AttackSettings(
+    eps=0.1, norm="linf", steps=3, step_size=0.04, eval_steps=3, eval_step_size=0.003
+)
 
 
 def _two_layer(seed):
@@ -49,7 +54,7 @@ def test_one_step_matches_a_float64_reference(jit_compile):
     y = rng.integers(0, 3, 8).astype("int32")
     network = _two_layer(1)
     initial = [w.numpy() for w in network.weights]
-    model = objectives.NaturalTraining(network, awp_gamma=0.2, weight_decay=0.01)
+    model = objectives.NaturalTraining(network, awp_gamma=0.2, weight_decay=0.01, attack=ATTACK)
     model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=jit_compile)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
     expected = _reference_step(initial, x, y, gamma=0.2, lr=0.5, wd=0.01)
@@ -75,7 +80,8 @@ def _train(name, strategy=None, epochs=1, gamma_value=None, jit_compile=False, *
         model = objectives.objective_class(name)(
             _small_convnet(2, batchnorm=kwargs.pop("batchnorm", True)),
             beta=1.0,
-            **ATTACK | kwargs,
+            attack=dataclasses.replace(ATTACK, steps=kwargs.pop("attack_steps", ATTACK.steps)),
+            **kwargs,
         )
         model.compile(optimizer=keras.optimizers.SGD(0.5, momentum=0.9), jit_compile=jit_compile)
     if gamma_value is not None:
@@ -106,7 +112,7 @@ def test_mirrored_step_matches_single_device(name):
         random_start=False,
         batchnorm=False,
         epochs=2,
-        attack_steps=0 if name == "trades" else ATTACK["attack_steps"],
+        attack_steps=0 if name == "trades" else ATTACK.steps,
     )
     mirrored = _train(name, two_replicas(), **settings)
     single = _train(name, **settings)
@@ -129,7 +135,7 @@ def test_only_kernels_are_perturbed_and_their_relative_size_is_gamma():
 
 def test_warmup_sets_gamma_per_epoch():
     images, labels = separable_images(16, seed=5)
-    model = objectives.RobustOptimization(_small_convnet(0), awp_gamma=0.05, **ATTACK)
+    model = objectives.RobustOptimization(_small_convnet(0), awp_gamma=0.05, attack=ATTACK)
     model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
     seen = []
     record = keras.callbacks.LambdaCallback(
@@ -148,7 +154,7 @@ def test_bad_warmup_settings_are_rejected(gamma, start):
 
 def test_negative_gamma_is_rejected():
     with pytest.raises(ValueError, match="awp_gamma must be >= 0"):
-        objectives.RobustOptimization(_small_convnet(0), awp_gamma=-1e-3)
+        objectives.RobustOptimization(_small_convnet(0), awp_gamma=-1e-3, attack=ATTACK)
 
 
 def test_batchnorm_statistics_come_from_the_perturbed_forward_only():
@@ -169,7 +175,7 @@ def test_batchnorm_statistics_come_from_the_perturbed_forward_only():
         return awp.perturbation(network, loss, 0.5)
 
     v = perturbation()[0].numpy()  # the conv kernel's
-    model = objectives.NaturalTraining(network, awp_gamma=0.5)
+    model = objectives.NaturalTraining(network, awp_gamma=0.5, attack=ATTACK)
     model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
     model.fit(images, labels, batch_size=16, epochs=1, verbose=0, shuffle=False)
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tf_advreg import data, objectives
+from tf_advreg.attacks import AttackSettings
 from tf_advreg.models import resnet18
 from tf_advreg.training import best_checkpoint, callbacks, checkpoints
 
@@ -17,9 +18,10 @@ METRIC = "heldout/adversarial_accuracy"
 
 def test_training_on_digits_keeps_the_epoch_with_the_best_held_out_pgd_accuracy(tmp_path):
     keras.utils.set_random_seed(0)
-    model = objectives.RobustOptimization(
-        resnet18(**ARGS), eps=0.1, attack_steps=2, attack_step_size=0.05, eval_attack_steps=2
+    attack = AttackSettings(
+        eps=0.1, norm="linf", steps=2, step_size=0.05, eval_steps=2, eval_step_size=0.003
     )
+    model = objectives.RobustOptimization(resnet18(**ARGS), attack=attack)
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), jit_compile=False)
     epochs = 4
     train = data.load(

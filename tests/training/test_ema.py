@@ -8,10 +8,13 @@ import tensorflow as tf
 from support import separable_images, two_replicas
 
 from tf_advreg import export, objectives
+from tf_advreg.attacks import AttackSettings
 from tf_advreg.models import resnet18
 from tf_advreg.training import callbacks, checkpoints, ema
 
-ATTACK = dict(eps=0.1, attack_steps=2, attack_step_size=0.05, eval_attack_steps=2)
+ATTACK = AttackSettings(
+    eps=0.1, norm="linf", steps=2, step_size=0.05, eval_steps=2, eval_step_size=0.003
+)
 ARGS = {"num_classes": 4, "width": 2, "input_shape": [8, 8, 1], "mean": [0.5], "std": [0.25]}
 
 
@@ -35,7 +38,7 @@ def _reference_average(snapshots, decay):
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_average_matches_a_float64_reference_batchnorm_statistics_included(jit_compile):
     images, labels = separable_images(48, seed=1)
-    model = objectives.RobustOptimization(_convnet(0), ema_decay=0.3, **ATTACK)
+    model = objectives.RobustOptimization(_convnet(0), ema_decay=0.3, attack=ATTACK)
     model.compile(optimizer=keras.optimizers.SGD(0.2, momentum=0.9), jit_compile=jit_compile)
     snapshots = []
     record = keras.callbacks.LambdaCallback(
@@ -55,7 +58,7 @@ def test_average_matches_a_float64_reference_batchnorm_statistics_included(jit_c
 
 def _model(seed=0):
     keras.utils.set_random_seed(seed)
-    model = objectives.RobustOptimization(resnet18(**ARGS), ema_decay=0.9, **ATTACK)
+    model = objectives.RobustOptimization(resnet18(**ARGS), ema_decay=0.9, attack=ATTACK)
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
     return model
 
@@ -113,7 +116,7 @@ def test_a_resumed_run_continues_the_average_exactly(tmp_path):
 
 
 def test_averaging_turned_on_at_a_resume_starts_from_the_restored_weights(tmp_path, caplog):
-    plain = objectives.RobustOptimization(resnet18(**ARGS), **ATTACK)
+    plain = objectives.RobustOptimization(resnet18(**ARGS), attack=ATTACK)
     plain.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
     _fit(plain, 1, 0, tmp_path)
     model = _model()
@@ -143,7 +146,7 @@ def test_mirrored_average_matches_single_device():
                 + [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)]
             )
             model = objectives.RobustOptimization(
-                network, ema_decay=0.5, random_start=False, **ATTACK
+                network, ema_decay=0.5, random_start=False, attack=ATTACK
             )
             model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
         model.fit(dataset, epochs=3, verbose=0, shuffle=False)
@@ -158,13 +161,13 @@ def test_mirrored_average_matches_single_device():
 @pytest.mark.parametrize("decay", [-0.1, 1.0, 1.5])
 def test_a_decay_outside_0_1_is_rejected(decay):
     with pytest.raises(ValueError, match=r"decay must be in \(0, 1\)"):
-        objectives.RobustOptimization(_convnet(0), ema_decay=decay)
+        objectives.RobustOptimization(_convnet(0), ema_decay=decay, attack=ATTACK)
 
 
 def test_the_average_is_evaluated_each_epoch_with_the_models_attacks():
     images, labels = separable_images(32, seed=6)
     test_set = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
-    model = objectives.Trades(_convnet(1), beta=1.0, ema_decay=0.5, **ATTACK)
+    model = objectives.Trades(_convnet(1), beta=1.0, ema_decay=0.5, attack=ATTACK)
     model.compile(optimizer=keras.optimizers.SGD(0.2, momentum=0.9), jit_compile=False)
     evaluation = callbacks.AveragedEvaluation({"test": callbacks.EvalSet(test_set, 32)}, 1, 2)
     history = model.fit(
