@@ -224,7 +224,7 @@ def test_fit_traces_the_train_step_once():
             return super().train_step(data)
 
     images, labels = separable_images(32)
-    model = Counted(_small_convnet(0))
+    model = Counted(_small_convnet(0), attack=ATTACK)
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=False)
     model.fit(images, labels, batch_size=16, epochs=2, verbose=0, shuffle=False)
     assert len(traces) == 1
