@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +88,15 @@ def thesis_attack():
     from tf_advreg.training import schema
 
     return AttackSettings(**{name: field.default for name, field in schema.ATTACK.items()})
+
+
+def wait_for_first_checkpoint(process: subprocess.Popen, phase_dir: Path) -> None:
+    """Returns once `process` has saved its first epoch's checkpoint in `phase_dir`, or ended:
+    the moment to kill or interrupt a run that has something to resume."""
+    from tf_advreg.training import checkpoints
+
+    first_checkpoint = checkpoints.checkpoint_dir(phase_dir, 1)
+    deadline = time.monotonic() + 300
+    while not first_checkpoint.exists() and process.poll() is None:
+        assert time.monotonic() < deadline, "the run never finished its first epoch"
+        time.sleep(0.05)

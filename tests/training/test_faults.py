@@ -6,12 +6,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
-from support import ROOT, TINY_TRAINING, assert_one_line_error, run_tool
+from support import (
+    ROOT,
+    TINY_TRAINING,
+    assert_one_line_error,
+    run_tool,
+    wait_for_first_checkpoint,
+)
 
 from tf_advreg.models import resnet18
 from tf_advreg.training import checkpoints
@@ -108,11 +113,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted)
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        first_checkpoint = checkpoints.checkpoint_dir(killed / "pretrain", 1)
-        deadline = time.monotonic() + 300
-        while not first_checkpoint.exists() and process.poll() is None:
-            assert time.monotonic() < deadline, "the run never finished its first epoch"
-            time.sleep(0.05)
+        wait_for_first_checkpoint(process, killed / "pretrain")
         process.send_signal(signal.SIGKILL)
     finally:
         process.kill()

@@ -5,13 +5,18 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import ROOT, TINY_TRAINING, assert_one_line_error, run_tool
+from support import (
+    ROOT,
+    TINY_TRAINING,
+    assert_one_line_error,
+    run_tool,
+    wait_for_first_checkpoint,
+)
 
 from tf_advreg.training import checkpoints
 from tf_advreg.xla import resolve_jit_compile
@@ -178,11 +183,7 @@ def test_sigint_stops_with_one_line_and_intact_checkpoints(tmp_path):
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
-        first_checkpoint = checkpoints.checkpoint_dir(workdir / "pretrain", 1)
-        deadline = time.monotonic() + 300
-        while not first_checkpoint.exists() and process.poll() is None:
-            assert time.monotonic() < deadline, "the run never finished its first epoch"
-            time.sleep(0.05)
+        wait_for_first_checkpoint(process, workdir / "pretrain")
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
     finally:
