@@ -401,13 +401,17 @@ def tuning_figures(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path]:
         data = f"{config[phase]['dataset']} {split}"
         axes.set(xlabel="tuning epoch", ylabel="accuracy", title=f"{data}: {title} vs Tuning Epoch")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.legend(
-            fontsize="small",
-            title=f"mean of {sweep_.seeds} seeds, {_BAND}; open marker: fewer seeds",
-            title_fontsize="x-small",
-        )
+        _seeds_legend(axes, sweep_.seeds)
         paths.append(_save(figure, out / f"fig_{number}.png"))
     return paths
+
+
+def _seeds_legend(axes, seeds: int) -> None:
+    axes.legend(
+        fontsize="small",
+        title=f"mean of {seeds} seeds, {_BAND}; open marker: fewer seeds",
+        title_fontsize="x-small",
+    )
 
 
 def regularizer_figures(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path]:
@@ -438,11 +442,7 @@ def regularizer_figures(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path]
                 ylabel="accuracy",
                 title=f"{_display(objective)}: {kind} test accuracy by distance",
             )
-            axes.legend(
-                fontsize="small",
-                title=f"mean of {sweep_.seeds} seeds, {_BAND}; open marker: fewer seeds",
-                title_fontsize="x-small",
-            )
+            _seeds_legend(axes, sweep_.seeds)
             paths.append(_save(figure, out / f"fig_distances_{objective}_{kind}.png"))
     return paths
 
@@ -468,11 +468,7 @@ def pretrain_size_figure(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path
         ylabel="accuracy",
         title=f"{data_name.dataset} {data_name.test_split}: adversarial test accuracy after tuning",
     )
-    axes.legend(
-        fontsize="small",
-        title=f"mean of {sweep_.seeds} seeds, {_BAND}; open marker: fewer seeds",
-        title_fontsize="x-small",
-    )
+    _seeds_legend(axes, sweep_.seeds)
     return [_save(figure, out / "fig_pretrain_size.png")]
 
 
