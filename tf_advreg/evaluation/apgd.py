@@ -12,6 +12,7 @@ comparable with RobustBench's. References "autopgd_base.py:N" are lines of
 fra31/auto-attack's autoattack/autopgd_base.py at commit a392200.
 """
 
+from collections.abc import Callable
 from numbers import Real
 
 import keras
@@ -290,14 +291,9 @@ def apgd_targeted(
         raise ValueError(f"target_classes must be an integer >= 1, got {target_classes!r}.")
     x = tf.convert_to_tensor(x, tf.float32)
     y = tf.cast(y, tf.int32)
-    logits = model(x, training=False)
-    num_classes = logits.shape[-1]
-    ranked = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
-    count = min(target_classes, num_classes - 1)
     seed = tf.cast(seed, tf.int32)
-    fooled = tf.not_equal(ranked[:, 0], y)
 
-    def body(t, x_adv, fooled):
+    def attack(t, targets, _):
         x_try = apgd(
             model,
             x,
@@ -307,19 +303,41 @@ def apgd_targeted(
             loss="dlr-targeted",
             norm=norm,
             seed=tf.random.experimental.stateless_fold_in(seed, t),
-            targets=ranked[:, t + 1],
+            targets=targets,
             eot=eot,
         )
-        fooled_now = tf.not_equal(
+        fooled = tf.not_equal(
             tf.argmax(model(x_try, training=False), axis=-1, output_type=tf.int32), y
         )
-        success = ~fooled & fooled_now
-        return t + 1, tf.where(_per_example(success, x), x_try, x_adv), fooled | fooled_now
+        return x_try, fooled
+
+    return over_targets(model, x, y, target_classes, attack)
+
+
+TargetedAttack = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+
+
+def over_targets(
+    model: keras.Model, x: tf.Tensor, y: tf.Tensor, target_classes: int, attack: TargetedAttack
+) -> tf.Tensor:
+    """The targeted attacks' common loop (autopgd_base.py:655-668, fab_base.py:303-323):
+    `attack(t, targets, settled) -> (candidates, successes)` against the classes ranked
+    t + 2 by the clean logits, keeping each example's first success; examples misclassified
+    without attack are settled from the start, and the loop ends once every example is."""
+    logits = model(x, training=False)
+    ranked = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
+    count = min(target_classes, logits.shape[-1] - 1)
+    settled = tf.not_equal(ranked[:, 0], y)
+
+    def body(t, x_adv, settled):
+        candidates, successes = attack(t, ranked[:, t + 1], settled)
+        success = ~settled & successes
+        return t + 1, tf.where(_per_example(success, x), candidates, x_adv), settled | success
 
     _, x_adv, _ = tf.while_loop(
-        lambda t, _, fooled: (t < count) & ~tf.reduce_all(fooled),
+        lambda t, _, settled: (t < count) & ~tf.reduce_all(settled),
         body,
-        (tf.constant(0), x, fooled),
+        (tf.constant(0), x, settled),
         maximum_iterations=count,
     )
     return tf.stop_gradient(x_adv)

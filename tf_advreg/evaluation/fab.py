@@ -22,7 +22,7 @@ from numbers import Real
 import keras
 import tensorflow as tf
 
-from tf_advreg.evaluation.apgd import _per_example
+from tf_advreg.evaluation.apgd import _per_example, over_targets
 
 ITERATIONS = 100  # n_iter (autoattack.py:38, fab_base.py:41)
 TARGET_CLASSES = 9  # n_target_classes of the standard version (autoattack.py:318)
@@ -256,22 +256,11 @@ def fab_targeted(
     x = tf.convert_to_tensor(x, tf.float32)
     y = tf.cast(y, tf.int32)
     eps = tf.cast(eps, tf.float32)
-    logits = model(x, training=False)
-    ranked = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
-    count = min(target_classes, logits.shape[-1] - 1)
-    broken = tf.not_equal(ranked[:, 0], y)
 
-    def body(t, x_adv, broken):
+    def attack(t, targets, settled):
         best, distance = fab_run(
-            model, x, y, ranked[:, t + 1], norm=norm, steps=steps, stop_below=eps, settled=broken
+            model, x, y, targets, norm=norm, steps=steps, stop_below=eps, settled=settled
         )
-        success = ~broken & (distance <= eps)  # fab_base.py:312-323
-        return t + 1, tf.where(_per_example(success, x), best, x_adv), broken | success
+        return best, distance <= eps  # fab_base.py:312-323
 
-    _, x_adv, _ = tf.while_loop(
-        lambda t, _, broken: (t < count) & ~tf.reduce_all(broken),
-        body,
-        (tf.constant(0), x, broken),
-        maximum_iterations=count,
-    )
-    return tf.stop_gradient(x_adv)
+    return over_targets(model, x, y, target_classes, attack)
