@@ -6,13 +6,14 @@ The new content goes to a hidden sibling first and is renamed over the target on
 """
 
 import contextlib
+import csv
 import errno
 import json
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 
@@ -49,6 +50,13 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     """Writes `text` to `path` atomically; returns the path."""
     with replaced_atomically(path) as staging:
         staging.write_text(text)
+    return Path(path)
+
+
+def write_csv(path: str | os.PathLike, rows: Iterable[Sequence]) -> Path:
+    """Writes `rows` (the header first) as CSV to `path` atomically; returns the path."""
+    with replaced_atomically(path) as staging, staging.open("w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
     return Path(path)
 
 

@@ -11,7 +11,6 @@ The runs come from the experiment files of one directory (configs/digits/, confi
 each at its own root: Tables 4.1, 4.2, 5.1-5.4 and 5.5, and Figures 5-x's pairs.
 """
 
-import csv
 import dataclasses
 import math
 import os
@@ -383,17 +382,15 @@ def write_claims(sources: Sources, out: str | os.PathLike) -> list[Path]:
     markdown = out / "claims.md"
     files.write_text(markdown, "\n".join(lines) + "\n")
     table = out / "claims.csv"
-    with files.replaced_atomically(table) as staging, staging.open("w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(
-            ["claim", "statistic", "thesis", "mean", "std", "n_seeds", "low", "high", "verdict"]
-        )
-        for finding in findings:
-            o = finding.ours
-            writer.writerow(
-                [finding.claim.statement, finding.claim.statistic]
-                + ["" if finding.thesis is None else finding.thesis]
-                + [statistics.csv_number(v) for v in (o.mean, o.std)]
-                + [o.n, *map(statistics.csv_number, (o.low, o.high)), finding.verdict]
-            )
+    header = ["claim", "statistic", "thesis", "mean", "std", "n_seeds", "low", "high", "verdict"]
+    rows = [
+        [finding.claim.statement, finding.claim.statistic]
+        + ["" if finding.thesis is None else finding.thesis]
+        + [statistics.csv_number(v) for v in (finding.ours.mean, finding.ours.std)]
+        + [finding.ours.n]
+        + [statistics.csv_number(v) for v in (finding.ours.low, finding.ours.high)]
+        + [finding.verdict]
+        for finding in findings
+    ]
+    files.write_csv(table, [header, *rows])
     return [markdown, table]

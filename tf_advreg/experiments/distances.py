@@ -11,7 +11,6 @@ or fewer than two seeds).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 from pathlib import Path
@@ -106,18 +105,16 @@ def write_comparison(tables: list[Table], out: str | os.PathLike) -> list[Path]:
     markdown = out / "distances.md"
     files.write_text(markdown, "\n".join(lines) + "\n")
     table_path = out / "distances.csv"
-    with files.replaced_atomically(table_path) as staging, staging.open("w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(
-            ["table", "distance", "accuracy mean", "accuracy std", "n_seeds"]
-            + ["minus kl mean", "minus kl std", "minus kl low", "minus kl high", "verdict"]
-        )
-        for table, comparisons in by_table:
-            for c in comparisons:
-                a, d = c.accuracy, c.difference
-                writer.writerow(
-                    [table.number, c.distance, csv_number(a.mean), csv_number(a.std), a.n]
-                    + [csv_number(v) for v in (d.mean, d.std, d.low, d.high)]
-                    + [c.verdict]
-                )
+    header = ["table", "distance", "accuracy mean", "accuracy std", "n_seeds"]
+    header += ["minus kl mean", "minus kl std", "minus kl low", "minus kl high", "verdict"]
+    rows = [
+        [table.number, c.distance, csv_number(c.accuracy.mean), csv_number(c.accuracy.std)]
+        + [c.accuracy.n]
+        + [csv_number(v) for v in (c.difference.mean, c.difference.std)]
+        + [csv_number(v) for v in (c.difference.low, c.difference.high)]
+        + [c.verdict]
+        for table, comparisons in by_table
+        for c in comparisons
+    ]
+    files.write_csv(table_path, [header, *rows])
     return [markdown, table_path]

@@ -11,7 +11,6 @@ each distance in place of KL) and `pretrain_size` (Table S.1 and a figure: accur
 against the pretraining sample size); they write tables and figures both.
 """
 
-import csv
 import dataclasses
 import os
 from collections.abc import Callable
@@ -124,16 +123,15 @@ class Table:
         for c in self.columns:
             header += [f"{c} mean", f"{c} std", f"{c} n_seeds"]
         header += [f"thesis {c}" for c in self.columns]
-        with files.replaced_atomically(path) as staging, staging.open("w", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(header)
-            for row in self.rows:
-                line = [row, self.seeds]
-                for c in self.columns:
-                    summary = self.summary((row, c))
-                    number = statistics.csv_number
-                    line += [number(summary.mean), number(summary.std), summary.n]
-                writer.writerow(line + [published.get((row, c), "") for c in self.columns])
+        rows = [header]
+        for row in self.rows:
+            line = [row, self.seeds]
+            for c in self.columns:
+                summary = self.summary((row, c))
+                number = statistics.csv_number
+                line += [number(summary.mean), number(summary.std), summary.n]
+            rows.append(line + [published.get((row, c), "") for c in self.columns])
+        files.write_csv(path, rows)
 
 
 def _finished(sweep_: grid.Sweep, root: Path) -> list[tuple[Cell, dict[int, dict]]]:
