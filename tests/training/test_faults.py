@@ -75,9 +75,11 @@ DETERMINISTIC = ("--tune_dataset=", "--pretrain_epochs=2", "--seed=3", "--determ
 
 
 def _deterministic_run(workdir, preexec_fn=None):
-    return run_tool(
+    result = run_tool(
         "train", f"--workdir={workdir}", *TINY_TRAINING, *DETERMINISTIC, preexec_fn=preexec_fn
     )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 def _final_weights(workdir) -> list:
@@ -85,45 +87,79 @@ def _final_weights(workdir) -> list:
     return [weight.numpy() for weight in network.weights]
 
 
+def _identical(first, second) -> bool:
+    a, b = _final_weights(first), _final_weights(second)
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def _largest_difference(first, second) -> float:
+    pairs = zip(_final_weights(first), _final_weights(second))
+    return max(float(np.abs(x - y).max()) for x, y in pairs)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    """The reference run of the two tests below, on all CPUs, never interrupted."""
-    workdir = tmp_path_factory.mktemp("uninterrupted") / "run"
-    result = _deterministic_run(workdir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
+    """Reference runs of the two tests below, on all CPUs, never interrupted, made on demand:
+    `uninterrupted(i)` is the i-th one."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    made = {}
+
+    def reference(index: int):
+        if index not in made:
+            made[index] = root / f"run{index}"
+            _deterministic_run(made[index])
+        return made[index]
+
+    return reference
+
+
+def assert_some_pair_identical(make_candidate, reference) -> None:
+    """One of up to two candidate runs is bit-identical to one of up to two reference runs.
+
+    TensorFlow on some CPUs, very rarely, changes a bit between two identical --deterministic
+    runs (seen twice: once one element by 1 ulp, once early enough that the tiny network, which
+    is chaotic, spread it to every weight), and the cause is not found. The faults these tests
+    guard against (a resume that restores the wrong state, thread pools sized by the CPUs) are
+    systematic: every candidate differs from every reference. So a second run of each kind is
+    made only when the first pair differs, and one identical pair shows the fault is absent.
+    """
+    candidates = [make_candidate(0)]
+    if _identical(candidates[0], reference(0)):
+        return
+    candidates.append(make_candidate(1))
+    references = [reference(0), reference(1)]
+    if any(_identical(c, r) for c in candidates for r in references):
+        return
+    differences = [_largest_difference(c, r) for c in candidates for r in references]
+    pytest.fail(f"no candidate run equals a reference run; largest differences {differences}")
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted):
-    """SIGKILL mid-run, then the same command: the weights of a run never interrupted.
+    """SIGKILL mid-run, then the same command: the weights of a run never interrupted."""
 
-    Equal to float32 rounding: with --deterministic they are usually bit-identical, but a
-    1-ulp difference in one element has been seen once, so the comparison allows 1e-6.
-    """
-    killed = tmp_path / "killed"
-    command = [
-        sys.executable,
-        "-m",
-        "tools.train",
-        f"--workdir={killed}",
-        *TINY_TRAINING,
-        *DETERMINISTIC,
-    ]
-    process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_for_first_checkpoint(process, killed / "pretrain")
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
+    def killed_and_resumed(index: int):
+        killed = tmp_path / f"killed{index}"
+        command = [
+            sys.executable,
+            "-m",
+            "tools.train",
+            f"--workdir={killed}",
+            *TINY_TRAINING,
+            *DETERMINISTIC,
+        ]
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_for_first_checkpoint(process, killed / "pretrain")
+            process.send_signal(signal.SIGKILL)
+        finally:
+            process.kill()
+            process.wait()
+        assert "epochs 2..2" in _deterministic_run(killed).stdout
+        return killed
 
-    resumed = _deterministic_run(killed)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "epochs 2..2" in resumed.stdout
-    for a, b in zip(_final_weights(killed), _final_weights(uninterrupted)):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    assert_some_pair_identical(killed_and_resumed, uninterrupted)
 
 
 @pytest.mark.slow
@@ -131,18 +167,19 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted)
 def test_deterministic_runs_give_bit_identical_weights_on_any_cpus_under_load(
     tmp_path, uninterrupted
 ):
-    """The second run may use one CPU only, and shares it with a busy process.
+    """The candidate runs may use one CPU only, and share it with a busy process.
 
     Without fixed thread pools, the CPU count changed how kernels split their sums.
     """
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=_one_cpu)
-    try:
-        result = _deterministic_run(tmp_path / "one_busy_cpu", preexec_fn=_one_cpu)
-    finally:
-        hog.kill()
-        hog.wait()
-    assert result.returncode == 0, result.stderr[-3000:]
-    finals = _final_weights(uninterrupted), _final_weights(tmp_path / "one_busy_cpu")
-    assert len(finals[0]) == len(finals[1])
-    for a, b in zip(*finals):
-        assert np.array_equal(a, b)
+
+    def on_one_busy_cpu(index: int):
+        workdir = tmp_path / f"one_busy_cpu{index}"
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=_one_cpu)
+        try:
+            _deterministic_run(workdir, preexec_fn=_one_cpu)
+        finally:
+            hog.kill()
+            hog.wait()
+        return workdir
+
+    assert_some_pair_identical(on_one_busy_cpu, uninterrupted)
