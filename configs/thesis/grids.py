@@ -52,6 +52,14 @@ def pretrain_tune_grid() -> list[dict]:
     return [pretrain(p) | tune(t) for p in TABLE_5_PRETRAIN for t in TABLE_5_TUNE]
 
 
+def tune_alone_grid() -> list[dict]:
+    """Table 4.1's rows at the lambdas of Tables 5.1-5.4's tunings (robust optimization and
+    TRADES at 0.1, 1, 3, 5; 0.5 is no row of Table 4.1): the runs trained from scratch that the
+    tuned ones are compared with."""
+    rows = [ROBOPT] + [("trades", beta) for beta in LAMBDAS]
+    return [pretrain(method) for method in TABLE_5_TUNE if method in rows]
+
+
 def pairs() -> list[dict]:
     """Figures 5-1..5-4: the three pairs."""
     return [pretrain(p) | tune(t) for p, t in PAIRS]

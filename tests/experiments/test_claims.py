@@ -10,6 +10,12 @@ from support import assert_one_line_error, run_tool
 
 from tf_advreg.experiments import claims, grid, report, statistics, thesis
 
+ALONE_ADVERSARIAL = (
+    "Pretrain → tune beats training on the tune data alone: adversarial test accuracy"
+)
+ALONE_NATURAL = "Pretrain → tune beats training on the tune data alone: natural test accuracy"
+
+
 DIGITS = ("table_4_1", "table_4_2", "tables_5_1_to_5_4", "figures_5_1_to_5_4", "table_5_5")
 WRAPPER = """
 from configs.digits import {name} as experiment
@@ -98,11 +104,86 @@ def test_the_thesis_value_is_the_same_statistic_on_its_tables():
 
 
 def test_a_comparison_across_chapters_on_different_data_is_not_testable(replication):
-    alone = findings(replication)[
-        "Pretrain → tune beats training on the tune data alone: adversarial test accuracy"
-    ]
+    alone = findings(replication)[ALONE_ADVERSARIAL]
     assert alone.verdict.startswith("not testable at this scale: Table 4.1's runs train on ")
     assert "digits:train" in alone.verdict and "digits:tune" in alone.verdict
+
+
+def with_tune_alone(replication: Path, tmp_path: Path, fabricate, accuracy: float | None) -> Path:
+    """The replication's experiment files and configs/digits/tune_alone.py, its runs (rooted in
+    tmp_path) finished at `accuracy` + seed / 1000, natural and adversarial (None: not run)."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for path in replication.glob("*.py"):
+        (configs / path.name).write_text(path.read_text())
+    root = tmp_path / "tune_alone"
+    wrapper = WRAPPER.format(name="tune_alone", root=str(root))
+    (configs / "tune_alone.py").write_text(textwrap.dedent(wrapper))
+    runs = grid.expand(grid.load_experiment(configs / "tune_alone.py"), root).runs
+    for run in runs if accuracy is not None else []:
+        value = accuracy + run.config["seed"] / 1000
+        kinds = ("natural", "adversarial")
+        metrics = {f"{label}/{k}_accuracy": value for label in ("train", "test") for k in kinds}
+        fabricate(root, run, lambda epoch, metrics=metrics: metrics)
+    return configs
+
+
+@pytest.mark.parametrize(("accuracy", "verdict"), [(0.3, "reproduced"), (0.95, "contradicted")])
+def test_the_tuned_runs_are_compared_with_runs_trained_on_the_tune_data_alone(
+    replication, tmp_path, fabricate, accuracy, verdict
+):
+    found = findings(with_tune_alone(replication, tmp_path, fabricate, accuracy))
+    for statement in (ALONE_ADVERSARIAL, ALONE_NATURAL):
+        alone = found[statement]
+        assert alone.verdict == verdict and alone.ours.n == 3
+        assert alone.sides[1].mean == pytest.approx(accuracy + 0.001)  # seeds 0, 1, 2
+        assert alone.ours.mean == pytest.approx(alone.sides[0].mean - accuracy - 0.001)
+        assert alone.note == "Table 4.1 is our Table T.1, on digits:tune"
+    trend = found["TRADES: adversarial test accuracy rises with λ"]  # still chapter 4's runs
+    assert trend.ours.n == 2 and trend.ours.mean == pytest.approx(1.0)
+
+
+def test_tune_alone_runs_not_yet_trained_are_not_run(replication, tmp_path, fabricate):
+    alone = findings(with_tune_alone(replication, tmp_path, fabricate, None))[ALONE_ADVERSARIAL]
+    assert alone.verdict == "not run" and alone.ours.n == 0
+
+
+def _sources(trained: dict[str, str]) -> claims.Sources:
+    """Tables whose runs train on `trained`'s data (table -> dataset:split), Table 5.4's tune
+    on cifar10:train; T.1 stands for Table 4.1."""
+
+    def phase(data: str) -> dict:
+        dataset, split = data.split(":")
+        return {"dataset": dataset, "split": split}
+
+    configs = {number: {"pretrain": phase(data)} for number, data in trained.items()}
+    configs["5.4"] = {"tune": phase("cifar10:train")}
+    tables = {
+        n: report.Table(n, "λ", {}, [], [], 3, stands_for="4.1" if n == "T.1" else "")
+        for n in configs
+    }
+    return claims.Sources(tables, configs, 3)
+
+
+def test_the_alone_trained_table_is_the_one_on_the_tune_data():
+    claim = next(c for c in claims.CLAIMS if c.statement == ALONE_ADVERSARIAL)
+
+    def alone(trained: dict[str, str]) -> claims.AloneTable:
+        return claims.alone_table(claim, _sources(trained))
+
+    # Thesis scale: Table 4.1 trains on the tune data, and is read even beside a stand-in.
+    assert alone({"4.1": "cifar10:train"}) == claims.AloneTable("4.1")
+    both = {"4.1": "cifar10:train", "T.1": "cifar10:train"}
+    assert alone(both) == claims.AloneTable("4.1")
+    stand_in = alone({"4.1": "digits:train", "T.1": "cifar10:train"})
+    assert stand_in.number == "T.1" and not stand_in.reason
+    stands_for = _sources({"T.1": "digits:tune"}).tables["T.1"]
+    assert stands_for.published() == thesis.published("4.1")  # its reference numbers
+    assert alone({"4.1": "digits:train", "T.1": "digits:pretrain"}).reason == (
+        "not testable at this scale: Table 4.1's runs train on digits:train, Table T.1's runs "
+        "train on digits:pretrain, Table 5.4's tune on cifar10:train, so no run trains on the "
+        "tune data alone"
+    )
 
 
 def test_the_report_tool_writes_the_claims_table(replication, tmp_path):

@@ -213,6 +213,21 @@ def test_the_sweep_tool_lists_every_cell_and_seed(tmp_path):
     assert not any(tmp_path.iterdir())  # a dry run writes nothing
 
 
+def test_the_tune_alone_sweep_lists_table_4_1s_rows_of_the_tunings(tmp_path):
+    result = run_tool(
+        "sweep", "--config=configs/digits/tune_alone.py", "--dry_run", f"--root={tmp_path}"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"15 runs of configs/digits/tune_alone.py under {tmp_path}:"
+    names = ["robopt", "trades0.1", "trades1", "trades3", "trades5"]
+    assert [line.split()[1] for line in lines[1:]] == [
+        f"{name}-seed{seed}" for seed in range(3) for name in names
+    ]
+    assert all("--config=configs/digits/tune_alone.py" in line for line in lines[1:])
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_workdir_of_another_config_stops_the_sweep(tmp_path, fabricate):
     run = grid.expand(load("digits/table_4_1.py"), tmp_path).runs[0]
     other = run.config | {"model": run.config["model"] | {"width": 4}}

@@ -8,7 +8,10 @@ or fewer than two seeds). A seed counts only when every cell its number needs is
 The thesis's own value of the statistic is computed from its published tables the same way.
 
 The runs come from the experiment files of one directory (configs/digits/, configs/thesis/),
-each at its own root: Tables 4.1, 4.2, 5.1-5.4 and 5.5, and Figures 5-x's pairs.
+each at its own root: Tables 4.1, 4.2, 5.1-5.4 and 5.5, and Figures 5-x's pairs. A claim that
+compares tuned runs with runs trained on the tune data alone (Table 4.1 in the thesis, which
+trains on CIFAR-10, its tune data) reads a table standing in for Table 4.1 (report.Table
+.stands_for) where Table 4.1 trains on other data, and is not testable when none does.
 """
 
 import dataclasses
@@ -86,7 +89,8 @@ class Claim:
     measure: Measure
     sides: tuple[Measure, Measure] | None = None  # the two means a difference compares
     thesis_note: str = ""  # when the thesis gives no numbers for it
-    # The data two chapters' runs must share for the comparison to mean anything.
+    # (alone-trained table, tuned table): the first's runs must train on the data the second's
+    # tune on for the comparison to mean anything (alone_table).
     same_data: tuple[str, str] | None = None
 
 
@@ -278,22 +282,44 @@ def _experiment_tables(experiment: ModuleType, root: Path, seeds: int | None):
     return report.tables(experiment, root, seeds)
 
 
-def _data_differs(claim: Claim, configs: dict[str, dict]) -> str:
-    """Why two chapters' runs cannot be compared ("" when they can): the alone-trained runs
-    must train on the data the pretrained ones are tuned on."""
-    if claim.same_data is None:
-        return ""
+def _data(phase: dict) -> str:
+    return f"{phase['dataset']}:{phase['split']}"
+
+
+@dataclasses.dataclass(frozen=True)
+class AloneTable:
+    """Where a claim reads its alone-trained table (claim.same_data's first) from: that table,
+    or one standing in for it (`note` says which); `reason` says why neither can be compared
+    ("" when one can)."""
+
+    number: str
+    reason: str = ""
+    note: str = ""
+
+
+def alone_table(claim: Claim, sources: Sources) -> AloneTable:
+    """The table whose runs train on the data claim.same_data's tuned table tunes on: the
+    alone-trained table itself, else a table standing in for it. Tables not loaded leave it as
+    it is (a claim without runs is not run)."""
     alone, tuned = claim.same_data
-    if alone not in configs or tuned not in configs:
-        return ""
-    a, t = configs[alone], configs[tuned]
-    trained = f"{a['pretrain']['dataset']}:{a['pretrain']['split']}"
-    tuning = f"{t['tune']['dataset']}:{t['tune']['split']}"
-    if trained == tuning:
-        return ""
-    return (
-        f"not testable at this scale: Table {alone}'s runs train on {trained}, Table {tuned}'s "
-        f"tune on {tuning}, so no run trains on the tune data alone"
+    if tuned not in sources.configs:
+        return AloneTable(alone)
+    tuning = _data(sources.configs[tuned]["tune"])
+    stand_ins = [number for number, t in sources.tables.items() if t.stands_for == alone]
+    present = [n for n in [alone, *stand_ins] if n in sources.configs]
+    for number in present:
+        if _data(sources.configs[number]["pretrain"]) == tuning:
+            note = "" if number == alone else f"Table {alone} is our Table {number}, on {tuning}"
+            return AloneTable(number, note=note)
+    if not present:
+        return AloneTable(alone)
+    trained = ", ".join(
+        f"Table {n}'s runs train on {_data(sources.configs[n]['pretrain'])}" for n in present
+    )
+    return AloneTable(
+        alone,
+        f"not testable at this scale: {trained}, Table {tuned}'s tune on {tuning}, so no run "
+        "trains on the tune data alone",
     )
 
 
@@ -304,6 +330,7 @@ class Finding:
     ours: statistics.Summary
     sides: tuple[statistics.Summary, statistics.Summary] | None
     verdict: str
+    note: str = ""  # which of our tables stood in for a thesis table
 
 
 def _seeds(sources: Sources) -> list[int]:
@@ -315,9 +342,12 @@ def evaluate(claim: Claim, sources: Sources) -> Finding:
         lambda t, r, c: thesis.published(t).get((r, c)) if t != FIGURE_5_2 else None
     )
 
+    read = alone_table(claim, sources) if claim.same_data else AloneTable("")
+    read_from = {claim.same_data[0]: read.number} if claim.same_data else {}
+
     def ours(seed: int) -> Lookup:
         def get(table: str, row: str, column: str) -> float | None:
-            found = sources.tables.get(table)
+            found = sources.tables.get(read_from.get(table, table))
             return found.ours.get((row, column), {}).get(seed) if found else None
 
         return get
@@ -329,14 +359,13 @@ def evaluate(claim: Claim, sources: Sources) -> Finding:
     sides = None
     if claim.sides:
         sides = tuple(statistics.summarize([side(ours(s)) for s in used]) for side in claim.sides)
-    reason = _data_differs(claim, sources.configs)
-    if reason:
-        verdict = reason
+    if read.reason:
+        verdict = read.reason
     elif summary.n == 0:
         verdict = "not run"
     else:
         verdict = statistics.verdict(summary)
-    return Finding(claim, published, summary, sides, verdict)
+    return Finding(claim, published, summary, sides, verdict, read.note)
 
 
 def _ours_text(finding: Finding, asked: int) -> str:
@@ -348,7 +377,7 @@ def _ours_text(finding: Finding, asked: int) -> str:
     if finding.sides:
         a, b = finding.sides
         text = f"{a.text()} vs {b.text()}; paired difference {text}"
-    return text
+    return f"{text}; {finding.note}" if finding.note else text
 
 
 def _thesis_text(finding: Finding) -> str:

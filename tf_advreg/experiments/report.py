@@ -8,7 +8,9 @@ are measured on CIFAR-10 too; on other data (digits) the thesis's numbers stay a
 reference. Figures draw the mean over seeds with a band from the lowest to the highest seed.
 Two layouts go beyond the thesis, its future work: `regularizers` (Tables D.1-D.4 and figures:
 each distance in place of KL) and `pretrain_size` (Table S.1 and a figure: accuracy after tuning
-against the pretraining sample size); they write tables and figures both.
+against the pretraining sample size); they write tables and figures both. A third, `tune_alone`
+(Table T.1), is Table 4.1's rows trained on chapter 5's tune data alone, for scales where Table
+4.1 trains on other data; it stands in for Table 4.1 where the claims compare with it.
 """
 
 import dataclasses
@@ -77,6 +79,11 @@ class Table:
     seeds: int  # asked per cell
     row_labels: dict[str, str] = dataclasses.field(default_factory=dict)  # shown instead
     caption: str = ""  # a table the thesis has not: its own caption (else thesis.CAPTIONS)
+    stands_for: str = ""  # the thesis table whose rows it trains on other data (claims.py)
+
+    def published(self) -> dict[tuple[str, str], float]:
+        """The thesis's numbers of this table, or of the table it stands in for."""
+        return thesis.published(self.stands_for or self.number)
 
     def summary(self, key: tuple[str, str]) -> statistics.Summary:
         return statistics.summarize(list(self.ours.get(key, {}).values()))
@@ -85,7 +92,7 @@ class Table:
         return 0 < len(self.ours.get(key, {})) < self.seeds
 
     def markdown(self, legend: str, comparable: bool) -> str:
-        published = thesis.published(self.number)
+        published = self.published()
 
         def cell(key: tuple[str, str]) -> str:
             summary = self.summary(key)
@@ -118,7 +125,7 @@ class Table:
 
     def write_csv(self, path: Path) -> None:
         """Per row the seeds asked, per column mean, std and n_seeds, then the thesis's value."""
-        published = thesis.published(self.number)
+        published = self.published()
         header = [self.corner, "seeds"]
         for c in self.columns:
             header += [f"{c} mean", f"{c} std", f"{c} n_seeds"]
@@ -182,6 +189,18 @@ def lambda_table(number: str, sweep_: grid.Sweep, root: Path) -> Table:
         if c in results.METRICS or any(v for (_, k), v in cells.items() if k == c)
     ]
     return _grid_table(number, "λ", cells, rows, shown, sweep_.seeds)
+
+
+def tune_alone_table(sweep_: grid.Sweep, root: Path) -> Table:
+    """Table T.1: Table 4.1's layout for runs trained from scratch on the tune data alone."""
+    table = lambda_table("T.1", sweep_, root)
+    trained = sweep_.entries[0].config["pretrain"]
+    table.caption = (
+        f"Table 4.1's rows trained on the tune data alone ({trained['dataset']} "
+        f"{trained['split']}), from scratch"
+    )
+    table.stands_for = "4.1"
+    return table
 
 
 def _pretrain_label(config: dict) -> str:
@@ -488,11 +507,13 @@ def _write_tables(tables: list[Table], out: Path, root: Path, comparable: bool) 
 
 
 def tables(experiment: ModuleType, root: Path, seeds: int | None = None) -> list[Table]:
-    """The tables of a table experiment (REPORT table_4_1, table_4_2, tables_5, table_5_5,
-    regularizers, pretrain_size)."""
+    """The tables of a table experiment (REPORT table_4_1, table_4_2, tune_alone, tables_5,
+    table_5_5, regularizers, pretrain_size)."""
     sweep_ = grid.expand(experiment, root, seeds)
     if experiment.REPORT in ("table_4_1", "table_4_2"):
         return [lambda_table(experiment.REPORT[-3:].replace("_", "."), sweep_, root)]
+    if experiment.REPORT == "tune_alone":
+        return [tune_alone_table(sweep_, root)]
     if experiment.REPORT == "tables_5":
         return pretrain_tune_tables(sweep_, root)
     if experiment.REPORT == "table_5_5":
@@ -513,7 +534,7 @@ _BOTH: dict[str, Callable[[grid.Sweep, Path, Path], list[Path]]] = {
     "regularizers": regularizer_figures,
     "pretrain_size": pretrain_size_figure,
 }
-LAYOUTS = ("table_4_1", "table_4_2", "tables_5", "table_5_5", *_FIGURES, *_BOTH)
+LAYOUTS = ("table_4_1", "table_4_2", "tune_alone", "tables_5", "table_5_5", *_FIGURES, *_BOTH)
 
 
 def comparable(experiment: ModuleType) -> bool:
