@@ -236,6 +236,20 @@ def test_table_5_5_at_digits_scale_shows_the_thesis_as_a_reference_only(tmp_path
     )
 
 
+def test_the_tune_alone_table_is_table_4_1s_tuning_rows_on_the_tune_data(tmp_path, fabricate):
+    experiment = load("digits/tune_alone.py")
+    finish_all(experiment, tmp_path, fabricate)
+    (table,) = report.tables(experiment, tmp_path)
+    assert (table.number, table.stands_for) == ("T.1", "4.1")
+    assert table.rows == ["0.0", "0.1", "1.0", "3.0", "5.0"]
+    report.write_report(experiment, tmp_path, tmp_path / "out")
+    markdown = (tmp_path / "out" / "table_T_1.md").read_text()
+    assert "# Table T.1: Table 4.1's rows trained on the tune data alone (digits tune)" in markdown
+    # TRADES 3, epoch 20, over seeds 0..2: 0.5 - 0.03 - 0.005 + 0.01 + 20/1000 = 0.495; beside
+    # it the thesis's Table 4.1 (CIFAR-10) as the reference.
+    assert markdown.splitlines()[-2].endswith("| 0.4950 ± 0.0100 (n=3) / 0.5041 |")
+
+
 def test_every_thesis_table_cell_has_a_run_in_its_experiment(tmp_path):
     """Our grids produce exactly the thesis's rows and columns, so every cell is compared."""
     tables = [
