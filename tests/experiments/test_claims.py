@@ -16,6 +16,7 @@ ALONE_ADVERSARIAL = (
 ALONE_NATURAL = "Pretrain → tune beats training on the tune data alone: natural test accuracy"
 
 
+ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ("table_4_1", "table_4_2", "tables_5_1_to_5_4", "figures_5_1_to_5_4", "table_5_5")
 WRAPPER = """
 from configs.digits import {name} as experiment
@@ -138,7 +139,7 @@ def test_the_tuned_runs_are_compared_with_runs_trained_on_the_tune_data_alone(
         assert alone.verdict == verdict and alone.ours.n == 3
         assert alone.sides[1].mean == pytest.approx(accuracy + 0.001)  # seeds 0, 1, 2
         assert alone.ours.mean == pytest.approx(alone.sides[0].mean - accuracy - 0.001)
-        assert alone.note == "Table 4.1 is our Table T.1, on digits:tune"
+        assert alone.note == "Table 4.1 is our Table T.1, on digits:tune (test digits:test)"
     trend = found["TRADES: adversarial test accuracy rises with λ"]  # still chapter 4's runs
     assert trend.ours.n == 2 and trend.ours.mean == pytest.approx(1.0)
 
@@ -152,12 +153,12 @@ def _sources(trained: dict[str, str]) -> claims.Sources:
     """Tables whose runs train on `trained`'s data (table -> dataset:split), Table 5.4's tune
     on cifar10:train; T.1 stands for Table 4.1."""
 
-    def phase(data: str) -> dict:
+    def config(phase: str, data: str) -> dict:
         dataset, split = data.split(":")
-        return {"dataset": dataset, "split": split}
+        return {phase: {"dataset": dataset, "split": split}, "eval": {"test_split": "test"}}
 
-    configs = {number: {"pretrain": phase(data)} for number, data in trained.items()}
-    configs["5.4"] = {"tune": phase("cifar10:train")}
+    configs = {number: config("pretrain", data) for number, data in trained.items()}
+    configs["5.4"] = config("tune", "cifar10:train")
     tables = {
         n: report.Table(n, "λ", {}, [], [], 3, stands_for="4.1" if n == "T.1" else "")
         for n in configs
@@ -180,9 +181,22 @@ def test_the_alone_trained_table_is_the_one_on_the_tune_data():
     stands_for = _sources({"T.1": "digits:tune"}).tables["T.1"]
     assert stands_for.published() == thesis.published("4.1")  # its reference numbers
     assert alone({"4.1": "digits:train", "T.1": "digits:pretrain"}).reason == (
-        "not testable at this scale: Table 4.1's runs train on digits:train, Table T.1's runs "
-        "train on digits:pretrain, Table 5.4's tune on cifar10:train, so no run trains on the "
-        "tune data alone"
+        "not testable at this scale: Table 4.1's runs train on digits:train (test digits:test), "
+        "Table T.1's runs train on digits:pretrain (test digits:test), Table 5.4's tune on "
+        "cifar10:train (test cifar10:test), so no run trains on the tune data alone"
+    )
+    on_other_test_data = _sources({"4.1": "digits:train", "T.1": "cifar10:train"})
+    on_other_test_data.configs["T.1"]["eval"]["test_split"] = "valid"
+    assert claims.alone_table(claim, on_other_test_data).reason.startswith("not testable")
+
+
+def test_the_experiment_files_read_table_4_1_at_thesis_scale_and_t_1_on_digits():
+    claim = next(c for c in claims.CLAIMS if c.statement == ALONE_ADVERSARIAL)
+    thesis_scale = claims.alone_table(claim, claims.load_sources(ROOT / "configs" / "thesis"))
+    assert thesis_scale == claims.AloneTable("4.1")  # CIFAR-10 train: the tune data itself
+    digits = claims.alone_table(claim, claims.load_sources(ROOT / "configs" / "digits"))
+    assert digits == claims.AloneTable(
+        "T.1", note="Table 4.1 is our Table T.1, on digits:tune (test digits:test)"
     )
 
 

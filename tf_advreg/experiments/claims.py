@@ -282,8 +282,10 @@ def _experiment_tables(experiment: ModuleType, root: Path, seeds: int | None):
     return report.tables(experiment, root, seeds)
 
 
-def _data(phase: dict) -> str:
-    return f"{phase['dataset']}:{phase['split']}"
+def _data(config: dict, phase: str) -> str:
+    """The data a phase trains on and its runs are tested on: digits:tune (test digits:test)."""
+    dataset = config[phase]["dataset"]
+    return f"{dataset}:{config[phase]['split']} (test {dataset}:{config['eval']['test_split']})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,23 +300,23 @@ class AloneTable:
 
 
 def alone_table(claim: Claim, sources: Sources) -> AloneTable:
-    """The table whose runs train on the data claim.same_data's tuned table tunes on: the
-    alone-trained table itself, else a table standing in for it. Tables not loaded leave it as
-    it is (a claim without runs is not run)."""
+    """The table whose runs train on the data claim.same_data's tuned table tunes on, and are
+    tested on the same test data: the alone-trained table itself, else a table standing in for
+    it. Tables not loaded leave it as it is (a claim without runs is not run)."""
     alone, tuned = claim.same_data
     if tuned not in sources.configs:
         return AloneTable(alone)
-    tuning = _data(sources.configs[tuned]["tune"])
+    tuning = _data(sources.configs[tuned], "tune")
     stand_ins = [number for number, t in sources.tables.items() if t.stands_for == alone]
     present = [n for n in [alone, *stand_ins] if n in sources.configs]
     for number in present:
-        if _data(sources.configs[number]["pretrain"]) == tuning:
+        if _data(sources.configs[number], "pretrain") == tuning:
             note = "" if number == alone else f"Table {alone} is our Table {number}, on {tuning}"
             return AloneTable(number, note=note)
     if not present:
         return AloneTable(alone)
     trained = ", ".join(
-        f"Table {n}'s runs train on {_data(sources.configs[n]['pretrain'])}" for n in present
+        f"Table {n}'s runs train on {_data(sources.configs[n], 'pretrain')}" for n in present
     )
     return AloneTable(
         alone,
