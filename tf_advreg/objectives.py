@@ -34,7 +34,8 @@ import keras
 import tensorflow as tf
 
 from tf_advreg import losses
-from tf_advreg.attacks import AttackSettings, pgd, validate_attack_args
+from tf_advreg.attacks import AttackSettings, pgd
+from tf_advreg.attacks.settings import check_loss
 from tf_advreg.training import awp, ema
 
 
@@ -81,14 +82,11 @@ class AdversarialModel(keras.Model):
         self._settings = dict(
             attack=attack, beta=beta, regularizer=regularizer, random_start=random_start, seed=seed
         )
-        validate_attack_args(
-            eps=attack.eps,
-            step_size=attack.step_size,
-            steps=attack.steps,
-            loss=self.attack_loss or "ce",
-            beta=beta,
-            regularizer=regularizer,
-        )
+        # `attack` was checked when it was made; the objective checks what it adds.
+        check_loss(self.attack_loss or "ce", "attack_loss")
+        if beta < 0:
+            raise ValueError(f"beta must be >= 0, got {beta}.")
+        losses.check_regularizer(regularizer)
         if regularizer != "kl" and not self.takes_regularizer:
             raise ValueError(
                 f"regularizer {regularizer!r} applies to {' and '.join(regularized())} only; "

@@ -25,6 +25,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from tf_advreg import files  # noqa: E402
+from tf_advreg.errors import FieldError  # noqa: E402
 from tf_advreg.evaluation import models, pictures, report, runner  # noqa: E402
 from tf_advreg.xla import JIT_COMPILE_CHOICES, JIT_COMPILE_HELP  # noqa: E402
 
@@ -191,6 +192,8 @@ def main(argv):
         if _EXAMPLES.value:
             files.check_writable(os.path.join(_EXAMPLES.value, "example.png"))
         doc = runner.run(request)
+    except FieldError as error:  # a bad attack setting: name the flag that set it
+        sys.exit(f"error: {error.spelled(lambda field: f'--{field}')}")
     except (ValueError, OSError) as error:
         logging.debug("Full traceback:", exc_info=True)
         sys.exit(f"error: {error}")

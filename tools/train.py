@@ -17,6 +17,7 @@ from pathlib import Path
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from tf_advreg.errors import FieldError
 from tf_advreg.training import legacy, schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,6 +163,9 @@ def main(argv):
                 phase.name: phases.run_phase(config, phase, workdir, distribution)
                 for phase in phases.phases_from_config(config)
             }
+    except FieldError as error:  # named by the flag that set it, as the user typed it
+        given = {name for name in flags.FLAGS if flags.FLAGS[name].present}
+        sys.exit(f"error: {error.spelled(lambda path: legacy.flag_spelling(path, given))}")
     except (ValueError, OSError, FloatingPointError, strategy.WorkerLostError) as error:
         logging.debug("Full traceback:", exc_info=True)
         sys.exit(f"error: {error}")

@@ -7,8 +7,8 @@ import time
 from absl import logging
 
 from tf_advreg import data
+from tf_advreg.attacks import Attack
 from tf_advreg.evaluation import autoattack, models, report, robustness, sanity
-from tf_advreg.evaluation.robustness import Attack
 from tf_advreg.xla import resolve_jit_compile
 
 THESIS_SPLITS = ("train", "test")
