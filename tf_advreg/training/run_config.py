@@ -100,6 +100,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for path in ("eval.train_subset", "eval.test_subset", "eval.every", "keep_checkpoints"):
         value = schema.get(config, path)
         _require_field(value >= 0, path, f"{SLOT} must be >= 0, got {value}.")
+    _check_eval_sets(config)
     _require_field(
         config.steps_per_execution >= 1,
         "steps_per_execution",
@@ -143,6 +144,22 @@ def _validate_phase(name: str, phase: ml_collections.ConfigDict) -> None:
             phase[field] >= 0, f"{name}.{field}", f"{SLOT} must be >= 0, got {phase[field]}."
         )
     _require_field(phase.lr > 0, f"{name}.lr", f"{SLOT} must be > 0, got {phase.lr}.")
+
+
+def _check_eval_sets(config: ml_collections.ConfigDict) -> None:
+    sets = schema.eval_sets(config)
+    for name in sets:
+        _require_field(
+            name in schema.EVAL_SETS,
+            "eval.sets",
+            f"{SLOT} names an unknown set {name!r}; choose from {', '.join(schema.EVAL_SETS)}.",
+        )
+    _require_field(
+        "test" in sets,
+        "eval.sets",
+        f"{SLOT} must include test (each evaluation's example images are test images), got "
+        f"{config.eval.sets!r}.",
+    )
 
 
 def attack_settings(config, phase: str) -> AttackSettings:
