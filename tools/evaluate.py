@@ -192,10 +192,10 @@ def main(argv):
         if _EXAMPLES.value:
             files.check_writable(os.path.join(_EXAMPLES.value, "example.png"))
         doc = runner.run(request)
-    except FieldError as error:  # a bad attack setting: name the flag that set it
-        sys.exit(f"error: {error.spelled(lambda field: f'--{field}')}")
     except (ValueError, OSError) as error:
         logging.debug("Full traceback:", exc_info=True)
+        if isinstance(error, FieldError):  # a bad attack setting: named by its flag
+            error = error.spelled(lambda field: f"--{field}")
         sys.exit(f"error: {error}")
     print(report.format_results(doc))
     if "sanity_checks" in doc:

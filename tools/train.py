@@ -121,6 +121,15 @@ def _config_file(argv: list[str]) -> str:
     return flags.FLAGS["config"].default_as_str.strip("'")
 
 
+def _error_message(error: Exception) -> str:
+    """A bad field (errors.FieldError) is named as the command line set it: `--tune_beta`,
+    `--config.tune.beta`, or (from the config file) `tune.beta`."""
+    if not isinstance(error, FieldError):
+        return str(error)
+    given = {name for name in flags.FLAGS if flags.FLAGS[name].present}
+    return error.spelled(lambda path: legacy.flag_spelling(path, given))
+
+
 def _print_summary(workdir: Path, results: dict) -> None:
     phase, metrics = list(results.items())[-1]
     accuracies = " | ".join(
@@ -163,12 +172,9 @@ def main(argv):
                 phase.name: phases.run_phase(config, phase, workdir, distribution)
                 for phase in phases.phases_from_config(config)
             }
-    except FieldError as error:  # named by the flag that set it, as the user typed it
-        given = {name for name in flags.FLAGS if flags.FLAGS[name].present}
-        sys.exit(f"error: {error.spelled(lambda path: legacy.flag_spelling(path, given))}")
     except (ValueError, OSError, FloatingPointError, strategy.WorkerLostError) as error:
         logging.debug("Full traceback:", exc_info=True)
-        sys.exit(f"error: {error}")
+        sys.exit(f"error: {_error_message(error)}")
     except KeyboardInterrupt:
         print(
             "error: interrupted; the checkpoints of finished epochs are intact "
