@@ -44,7 +44,10 @@ def test_zero_eps_or_steps_returns_input(untrained, kwargs):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(eps=-0.1), "eps must be >= 0, got -0.1"),
+        (
+            dict(eps=-0.1),
+            r"eps must be in \[0, 1\] \(images are in \[0, 1\]; L2 allows > 1\), got -0.1",
+        ),
         (dict(step_size=0.0), "step_size must be > 0, got 0.0"),
         (dict(steps=-1), "steps must be >= 0, got -1"),
         (dict(beta=-1.0), "beta must be >= 0, got -1.0"),

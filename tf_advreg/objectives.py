@@ -34,7 +34,8 @@ import keras
 import tensorflow as tf
 
 from tf_advreg import losses
-from tf_advreg.attacks import AttackSettings, pgd, validate_attack_args
+from tf_advreg.attacks import AttackSettings, pgd
+from tf_advreg.attacks.settings import check_loss
 from tf_advreg.training import awp, ema
 
 
@@ -81,14 +82,11 @@ class AdversarialModel(keras.Model):
         self._settings = dict(
             attack=attack, beta=beta, regularizer=regularizer, random_start=random_start, seed=seed
         )
-        validate_attack_args(
-            eps=attack.eps,
-            step_size=attack.step_size,
-            steps=attack.steps,
-            loss=self.attack_loss or "ce",
-            beta=beta,
-            regularizer=regularizer,
-        )
+        # `attack` was checked when it was made; the objective checks what it adds.
+        check_loss(self.attack_loss or "ce", "attack_loss")
+        if beta < 0:
+            raise ValueError(f"beta must be >= 0, got {beta}.")
+        losses.check_regularizer(regularizer)
         if regularizer != "kl" and not self.takes_regularizer:
             raise ValueError(
                 f"regularizer {regularizer!r} applies to {' and '.join(regularized())} only; "
@@ -106,7 +104,10 @@ class AdversarialModel(keras.Model):
         self.norm = attack.norm
         self.random_start = random_start
         self.attack_steps = int(attack.steps)
-        self.eval_attack_steps = int(attack.eval_steps)
+        # The per-epoch evaluation attack: tools.evaluate's `pgd` (attacks.Attack) at the
+        # evaluation settings, so the two measure the same thing.
+        self.eval_attack_loss = attack.evaluation.loss
+        self.eval_attack_steps = int(attack.evaluation.steps)
         self.attack_bn_training = attack.bn_training
         self.weight_decay = float(weight_decay)
         self.seed = int(seed)
@@ -115,7 +116,10 @@ class AdversarialModel(keras.Model):
             attack.step_size, dtype="float32", trainable=False, name="attack_step_size"
         )
         self.eval_attack_step_size = keras.Variable(
-            attack.eval_step_size, dtype="float32", trainable=False, name="eval_attack_step_size"
+            attack.evaluation.step_size,
+            dtype="float32",
+            trainable=False,
+            name="eval_attack_step_size",
         )
         # Adversarial weight perturbation's relative size (training/awp.py); a variable, so its
         # warm-up does not retrace the step. None when off: the step is then exactly without it.
@@ -199,7 +203,7 @@ class AdversarialModel(keras.Model):
             eps=self.eps,
             step_size=self.eval_attack_step_size if evaluation else self.attack_step_size,
             steps=self.eval_attack_steps if evaluation else self.attack_steps,
-            loss="ce" if evaluation else self.attack_loss,
+            loss=self.eval_attack_loss if evaluation else self.attack_loss,
             beta=self.beta,
             regularizer=self.regularizer,
             norm=self.norm,

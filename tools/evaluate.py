@@ -25,6 +25,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from tf_advreg import files  # noqa: E402
+from tf_advreg.errors import FieldError  # noqa: E402
 from tf_advreg.evaluation import models, pictures, report, runner  # noqa: E402
 from tf_advreg.xla import JIT_COMPILE_CHOICES, JIT_COMPILE_HELP  # noqa: E402
 
@@ -193,6 +194,8 @@ def main(argv):
         doc = runner.run(request)
     except (ValueError, OSError) as error:
         logging.debug("Full traceback:", exc_info=True)
+        if isinstance(error, FieldError):  # a bad attack setting: named by its flag
+            error = error.spelled(lambda field: f"--{field}")
         sys.exit(f"error: {error}")
     print(report.format_results(doc))
     if "sanity_checks" in doc:

@@ -17,6 +17,7 @@ from pathlib import Path
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from tf_advreg.errors import FieldError
 from tf_advreg.training import legacy, schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,6 +121,15 @@ def _config_file(argv: list[str]) -> str:
     return flags.FLAGS["config"].default_as_str.strip("'")
 
 
+def _error_message(error: Exception) -> str:
+    """A bad field (errors.FieldError) is named as the command line set it: `--tune_beta`,
+    `--config.tune.beta`, or (from the config file) `tune.beta`."""
+    if not isinstance(error, FieldError):
+        return str(error)
+    given = {name for name in flags.FLAGS if flags.FLAGS[name].present}
+    return error.spelled(lambda path: legacy.flag_spelling(path, given))
+
+
 def _print_summary(workdir: Path, results: dict) -> None:
     phase, metrics = list(results.items())[-1]
     accuracies = " | ".join(
@@ -164,7 +174,7 @@ def main(argv):
             }
     except (ValueError, OSError, FloatingPointError, strategy.WorkerLostError) as error:
         logging.debug("Full traceback:", exc_info=True)
-        sys.exit(f"error: {error}")
+        sys.exit(f"error: {_error_message(error)}")
     except KeyboardInterrupt:
         print(
             "error: interrupted; the checkpoints of finished epochs are intact "

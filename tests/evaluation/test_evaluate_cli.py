@@ -315,7 +315,7 @@ def test_cli_writes_example_grids_and_an_eps_curve_for_two_models(workdir, tmp_p
     "flags, message",
     [
         (["--eps_curve=0,0.o3"], "--eps_curve takes numbers"),
-        (["--eps_curve=0,1.5"], "eps must be in [0, 1]"),
+        (["--eps_curve=0,1.5"], "--eps_curve must be in [0, 1]"),
         (["--eps_curve=0,0.1", "--attack=pgd,strongest"], "--eps_curve draws one curve"),
         (["--eps_curve=0,0.1", "--thesis_metrics"], "--eps_curve sweeps eps itself"),
     ],

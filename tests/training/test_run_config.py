@@ -2,9 +2,11 @@
 
 import json
 
+import ml_collections
 import pytest
 
 from configs import default, digits_demo
+from tf_advreg.errors import FieldError
 from tf_advreg.training import legacy, phases, run_config, schema
 
 
@@ -29,11 +31,11 @@ def test_thesis_defaults_are_the_thesis_settings():
     [
         ("pretrain.dataset", "imagenet", "Unknown pretrain.dataset 'imagenet'"),
         ("tune.objective", "pgd", "Unknown objective 'pgd'"),
-        ("attack.eps", 1.5, "pretrain attack: eps must be in [0, 1]"),
-        ("tune.attack.eps", 1.5, "tune attack: eps must be in [0, 1]"),
+        ("attack.eps", 1.5, "attack.eps must be in [0, 1]"),
+        ("tune.attack.eps", 1.5, "tune.attack.eps must be in [0, 1]"),
         ("pretrain.beta", -0.5, "pretrain.beta must be >= 0"),
-        ("attack.step_size", 0.0, "step_size must be > 0"),
-        ("tune.attack.eval_step_size", 0.0, "tune attack: step_size must be > 0"),
+        ("attack.step_size", 0.0, "attack.step_size must be > 0"),
+        ("tune.attack.eval_step_size", 0.0, "tune.attack.eval_step_size must be > 0"),
         ("lr_schedule", "linear", "Unknown lr_schedule 'linear'"),
         ("strategy", "tpu", "Unknown strategy 'tpu'"),
         ("augment", "mixup", "Unknown augmentation policy 'mixup'"),
@@ -52,6 +54,8 @@ def test_thesis_defaults_are_the_thesis_settings():
         ("tune.subset", 400, "tune.subset 400 exceeds the 300 examples"),
         ("batch_size", 400, "batch_size 400 exceeds the 300 training examples of digits:tune"),
         ("tune.regularizer", "hellinger", "Unknown tune.regularizer 'hellinger'; choose one of kl"),
+        ("eval.sets", "test,valid", "eval.sets names an unknown set 'valid'; choose from test,"),
+        ("eval.sets", "train", "eval.sets must include test"),
     ],
 )
 def test_bad_fields_are_named(field, value, message):
@@ -231,6 +235,65 @@ def test_a_pretraining_for_a_named_tune_dataset_is_also_evaluated_on_it():
     every_epoch, final = phases._eval_sets(demo, pretrain)  # the tune data: final model only
     assert set(every_epoch) == {"test", "train"} and set(final) == {"tune_train"}
     assert final["tune_train"].num_examples == 300  # all of digits:tune, fewer than 500
+
+
+def test_eval_sets_choose_what_each_evaluation_measures():
+    demo = digits_demo.get_config()
+    demo.eval.sets = "test,pretrain_train"
+    pretrain, tune = phases.phases_from_config(demo)
+    assert phases.eval_data(demo, pretrain) == {"test": ("digits", "test", 10_000)}
+    assert phases.eval_data(demo, tune) == {
+        "test": ("digits", "test", 10_000),
+        "pretrain_train": ("digits", "pretrain", 500),
+    }
+    every_epoch, final = phases._eval_sets(demo, pretrain)
+    assert set(every_epoch) == {"test"} and final == {}
+    demo.eval.sets = "test,tune_test"  # the same data as test: measured once, as test
+    assert phases.eval_data(demo, pretrain) == {"test": ("digits", "test", 10_000)}
+    older = digits_demo.get_config().to_dict()  # a run saved before the field: every set
+    del older["eval"]["sets"]
+    assert set(phases.eval_data(ml_collections.ConfigDict(older), tune)) == {
+        "test",
+        "train",
+        "pretrain_train",
+    }
+
+
+@pytest.mark.parametrize(
+    "given, spelled",
+    [
+        (set(), "tune.beta"),  # set by the config file
+        ({"tune_beta"}, "--tune_beta"),
+        ({"config.tune.beta"}, "--config.tune.beta"),
+    ],
+)
+def test_an_error_names_the_field_as_the_command_line_set_it(given, spelled):
+    config = digits_demo.get_config()
+    config.tune.beta = -1.0
+    with pytest.raises(FieldError) as caught:
+        run_config.validate(config)
+    message = caught.value.spelled(lambda path: legacy.flag_spelling(path, given))
+    assert message == f"{spelled} must be >= 0, got -1.0."
+
+
+@pytest.mark.parametrize(
+    "field, value, given, message",
+    [
+        ("attack.eps", 1.5, {"eps"}, "--eps must be in [0, 1]"),
+        ("tune.attack.eps", 1.5, {"config.tune.attack.eps"}, "--config.tune.attack.eps must be"),
+        ("attack.eval_steps", 0, {"eval_attack_steps"}, "--eval_attack_steps must be >= 1"),
+        ("model.width", 0, {"width"}, "--width: width must be an integer in [1, 512], got 0"),
+        ("pretrain.split", "bogus", {"config.pretrain.split"}, "--config.pretrain.split: Unknown"),
+        ("eval.sets", "train", {"config.eval.sets"}, "--config.eval.sets must include test"),
+    ],
+)
+def test_every_kind_of_field_error_names_the_flag(field, value, given, message):
+    """Errors of the attack block, and of checks other modules own, go the same way."""
+    config = digits_demo.get_config()
+    legacy.override(config, {field: value})
+    with pytest.raises(FieldError) as caught:
+        run_config.validate(config)
+    assert caught.value.spelled(lambda path: legacy.flag_spelling(path, given)).startswith(message)
 
 
 def test_a_run_made_before_the_marker_is_recognised_and_marked(tmp_path):

@@ -132,23 +132,24 @@ def test_rerun_with_more_epochs_continues_at_the_next_epoch(finished_run, tmp_pa
     "args, message",
     [
         (["--pretrain_objective=fgsm"], "Unknown objective 'fgsm'"),
-        (["--tune_dataset=mnist"], "Unknown tune.dataset 'mnist'"),
-        (["--eps=-0.1"], "eps must be in [0, 1]"),
-        (["--tune_beta=-1"], "tune.beta must be >= 0"),
-        (["--tune_regularizer=hellinger"], "Unknown tune.regularizer 'hellinger'; choose one of"),
+        (["--tune_dataset=mnist"], "Unknown --tune_dataset 'mnist'"),
+        (["--eps=-0.1"], "--eps must be in [0, 1]"),
+        (["--tune_beta=-1"], "--tune_beta must be >= 0, got -1.0."),
+        (["--config.tune.beta=-1"], "--config.tune.beta must be >= 0, got -1.0."),
+        (["--tune_regularizer=hellinger"], "Unknown --tune_regularizer 'hellinger'; choose one"),
         (["--tune_init_checkpoint=/nonexistent/epoch_0003"], "is not a checkpoint"),
         (["--jit_compile=maybe"], "jit_compile must be one of auto, true, false"),
         (["--width=8"], "holds a run with a different config (model.width: 4 -> 8)"),
         # --overwrite deletes the old run only after everything else has been checked.
-        (["--overwrite", "--width=0"], "width must be an integer in [1, 512], got 0"),
-        (["--overwrite", "--pretrain_split=bogus"], "pretrain.split: Unknown split 'bogus'"),
+        (["--overwrite", "--width=0"], "--width: width must be an integer in [1, 512], got 0"),
+        (["--overwrite", "--pretrain_split=bogus"], "--pretrain_split: Unknown split 'bogus'"),
         (
             ["--config.attack.eps=0.2", "--eps=0.3"],
             "--eps=0.3 and --config.attack.eps=0.2 disagree",
         ),
         (["--config.model.name=vgg"], "Unknown model name 'vgg'"),
-        (["--config.tune.dataset=mnist"], "Unknown tune.dataset 'mnist'"),
-        (["--config.tune.attack.eps=-0.1"], "tune attack: eps must be in [0, 1]"),
+        (["--config.tune.dataset=mnist"], "Unknown --config.tune.dataset 'mnist'"),
+        (["--config.tune.attack.eps=-0.1"], "--config.tune.attack.eps must be in [0, 1]"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_the_workdir_alone(finished_run, args, message):

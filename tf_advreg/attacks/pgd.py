@@ -11,35 +11,26 @@ import keras
 import tensorflow as tf
 
 from tf_advreg import losses
+from tf_advreg.attacks import settings
 from tf_advreg.attacks.geometry import GEOMETRIES
 
-ATTACK_LOSSES = ("ce", "kl", "ce+kl", "cw")
 # The official TRADES code starts its KL attack at x + 0.001 * N(0, I): at x' = x the KL
 # gradient is exactly zero and sign(0) would never move.
 KL_START_STDDEV = 0.001
 
 
-def _check_number(name: str, value, *, allow_zero: bool) -> None:
-    """Validates plain Python numbers; tensors and variables are the caller's responsibility."""
-    if isinstance(value, Real) and (value < 0 or (value == 0 and not allow_zero)):
-        allowed = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {allowed}, got {value}.")
-
-
 def validate_attack_args(
     *, eps, step_size, steps, loss: str = "ce", beta=0.0, norm: str = "linf", regularizer="kl"
 ) -> None:
-    """Raises ValueError naming the first bad argument, its value and what is allowed."""
-    _check_number("eps", eps, allow_zero=True)
-    _check_number("step_size", step_size, allow_zero=False)
-    _check_number("steps", steps, allow_zero=True)
-    _check_number("beta", beta, allow_zero=True)
-    if isinstance(steps, float) and not steps.is_integer():
-        raise ValueError(f"steps must be an integer, got {steps}.")
-    if loss not in ATTACK_LOSSES:
-        raise ValueError(f"loss must be one of {ATTACK_LOSSES}, got {loss!r}.")
-    if norm not in GEOMETRIES:
-        raise ValueError(f"norm must be one of {tuple(GEOMETRIES)}, got {norm!r}.")
+    """Raises ValueError naming the first bad argument, its value and what is allowed (by the
+    rules of attacks.settings; tensors and variables are the caller's to check)."""
+    settings.check_norm(norm)
+    settings.check_eps(eps, norm)
+    settings.check_step_size(step_size)
+    settings.check_count(steps, 0, "steps")
+    if isinstance(beta, Real) and beta < 0:
+        raise ValueError(f"beta must be >= 0, got {beta}.")
+    settings.check_loss(loss)
     losses.check_regularizer(regularizer)
 
 
@@ -192,7 +183,7 @@ def fgsm(
     training: bool = False,
 ) -> tf.Tensor:
     """Fast gradient sign method (Goodfellow et al. 2015): one step of size eps from x."""
-    _check_number("eps", eps, allow_zero=True)
+    settings.check_eps(eps, norm)
     if isinstance(eps, Real) and eps == 0:
         return tf.convert_to_tensor(x, tf.float32)
     return pgd(

@@ -1,14 +1,12 @@
 """Robustness evaluation: PGD, FGSM and Auto-PGD over a dataset, worst case over attacks,
 confidence intervals, sanity checks against gradient masking, and JSON/CSV reports."""
 
+from tf_advreg.attacks.settings import ATTACKS, ITERATIVE_ATTACKS, Attack
 from tf_advreg.evaluation.apgd import apgd, dlr_loss
 from tf_advreg.evaluation.models import LoadedModel, check_input_shape, checkpoint_series, load
 from tf_advreg.evaluation.robustness import (
-    ATTACKS,
-    ITERATIVE_ATTACKS,
     STRONGEST_DEFAULT,
     WORST_CASE,
-    Attack,
     Outcome,
     evaluate,
     wilson_interval,

@@ -15,9 +15,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tf_advreg.attacks import Attack
 from tf_advreg.evaluation import fab
 from tf_advreg.evaluation import square as square_attack
-from tf_advreg.evaluation.robustness import Attack, Outcome, compile_attack
+from tf_advreg.evaluation.robustness import Outcome, compile_attack
 
 STEPS = 100  # APGD iterations in every version
 EOT_DRAWS = 20  # gradients averaged per APGD iterate in the "rand" version

@@ -15,8 +15,9 @@ import tensorflow as tf
 from matplotlib.figure import Figure
 
 from tf_advreg import data, files
+from tf_advreg.attacks import Attack
 from tf_advreg.evaluation import models, report, runner
-from tf_advreg.evaluation.robustness import Attack, craft
+from tf_advreg.evaluation.robustness import craft
 
 # Examples shown per grid by `tools.evaluate --examples`.
 NUM_EXAMPLES = 8

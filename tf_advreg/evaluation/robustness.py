@@ -15,83 +15,14 @@ import numpy as np
 import tensorflow as tf
 
 from tf_advreg import attacks
+from tf_advreg.attacks.settings import Attack, pgd_name
 from tf_advreg.evaluation.apgd import apgd, apgd_targeted
 from tf_advreg.evaluation.fab import fab_targeted
 from tf_advreg.evaluation.square import square
 
-ATTACKS = (
-    "natural",
-    "noise",
-    "fgsm",
-    "pgd",
-    "pgd-cw",
-    "apgd-ce",
-    "apgd-dlr",
-    "apgd-t",
-    "fab-t",
-    "square",
-)
-# Attacks whose `steps` are iterations; for Square, `steps` counts queries.
-ITERATIVE_ATTACKS = ("pgd", "pgd-cw", "apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")
-# Attacks that draw a random start or noise, so restarts change their result (FAB-T, as
-# AutoAttack runs it, starts from the clean image).
-_RANDOMIZED = ("noise", "pgd", "pgd-cw", "apgd-ce", "apgd-dlr", "apgd-t", "square")
-# Attacks that use the step size (APGD chooses its own).
-_FIXED_STEP = ("pgd", "pgd-cw")
 WORST_CASE = "strongest"
 # What `strongest` runs when no attacks are named with it.
-STRONGEST_DEFAULT = ("fgsm", "pgd", "pgd-cw", "apgd-ce", "apgd-dlr")
-
-
-@dataclasses.dataclass(frozen=True)
-class Attack:
-    """One attack and its settings. Settings an attack does not use are reported as None."""
-
-    name: str
-    eps: float = 0.03
-    steps: int = 20
-    step_size: float = 0.003
-    restarts: int = 1
-    norm: str = "linf"
-    seed: int = 0
-    eot: int = 1  # APGD gradients averaged per iterate, for randomized models
-
-    def __post_init__(self):
-        if self.name not in ATTACKS:
-            raise ValueError(f"Unknown attack {self.name!r}; choose from: {', '.join(ATTACKS)}.")
-        for name in ("eps", "step_size"):  # NaN fails every comparison below, so check first
-            if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}.")
-        if self.eps < 0 or (self.norm == "linf" and self.eps > 1):
-            raise ValueError(
-                f"eps must be in [0, 1] (images are in [0, 1]; L2 allows > 1), got {self.eps}."
-            )
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}.")
-        if self.step_size <= 0:
-            raise ValueError(f"step_size must be > 0, got {self.step_size}.")
-        if self.restarts < 1:
-            raise ValueError(f"restarts must be >= 1, got {self.restarts}.")
-        if self.norm not in attacks.GEOMETRIES:
-            raise ValueError(f"norm must be one of {tuple(attacks.GEOMETRIES)}, got {self.norm!r}.")
-        if self.eot < 1:
-            raise ValueError(f"eot must be >= 1, got {self.eot}.")
-
-    @property
-    def effective_restarts(self) -> int:
-        return self.restarts if self.name in _RANDOMIZED else 1
-
-    def settings(self) -> dict:
-        natural = self.name == "natural"
-        eot = {"eot": self.eot} if self.eot > 1 else {}
-        return eot | {
-            "eps": 0.0 if natural else self.eps,
-            "norm": None if natural else self.norm,
-            "steps": self.steps if self.name in ITERATIVE_ATTACKS else None,
-            "step_size": self.step_size if self.name in _FIXED_STEP else None,
-            "restarts": self.effective_restarts,
-            "seed": self.seed if self.name in _RANDOMIZED else None,
-        }
+STRONGEST_DEFAULT = ("fgsm", pgd_name("ce"), pgd_name("cw"), "apgd-ce", "apgd-dlr")
 
 
 def craft(model: Callable, x: tf.Tensor, y: tf.Tensor, attack: Attack, seed) -> tf.Tensor:
@@ -103,7 +34,7 @@ def craft(model: Callable, x: tf.Tensor, y: tf.Tensor, attack: Attack, seed) -> 
         return geometry.project(geometry.random_start(x, attack.eps, seed), x, attack.eps)
     if attack.name == "fgsm":
         return attacks.fgsm(model, x, y, eps=attack.eps, norm=attack.norm)
-    if attack.name in _FIXED_STEP:
+    if attack.loss is not None:
         return attacks.pgd(
             model,
             x,
@@ -111,7 +42,7 @@ def craft(model: Callable, x: tf.Tensor, y: tf.Tensor, attack: Attack, seed) -> 
             eps=attack.eps,
             step_size=attack.step_size,
             steps=attack.steps,
-            loss="ce" if attack.name == "pgd" else "cw",
+            loss=attack.loss,
             norm=attack.norm,
             seed=seed,
         )

@@ -7,8 +7,9 @@ import time
 from absl import logging
 
 from tf_advreg import data
+from tf_advreg.attacks import Attack
+from tf_advreg.errors import FieldError
 from tf_advreg.evaluation import autoattack, models, report, robustness, sanity
-from tf_advreg.evaluation.robustness import Attack
 from tf_advreg.xla import resolve_jit_compile
 
 THESIS_SPLITS = ("train", "test")
@@ -68,9 +69,14 @@ def attacks_for(request: Request) -> tuple[list[Attack], bool]:
         norm=request.norm,
         seed=request.seed,
     )
-    radii = request.eps_curve or (request.eps,)
     attacks = [Attack("natural", eps=request.eps, **settings)]
-    attacks += [Attack(name, eps=eps, **settings) for name in names for eps in radii]
+    try:
+        radii = request.eps_curve or (request.eps,)
+        attacks += [Attack(name, eps=eps, **settings) for name in names for eps in radii]
+    except FieldError as error:  # a radius of the curve is named as that flag
+        if request.eps_curve and error.field == "eps":
+            raise error.renamed("eps_curve") from None
+        raise
     return list(dict.fromkeys(attacks)), worst
 
 

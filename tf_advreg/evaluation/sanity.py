@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from tf_advreg.evaluation.robustness import ITERATIVE_ATTACKS, Attack, Outcome, evaluate
+from tf_advreg.attacks.settings import ITERATIVE_ATTACKS, Attack
+from tf_advreg.evaluation.robustness import Outcome, evaluate
 
 # An attack with an unbounded budget must fool (almost) every example.
 UNBOUNDED_MAX_ACCURACY = 0.01

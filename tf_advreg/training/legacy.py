@@ -7,7 +7,7 @@ reports and evaluates: its config.json is migrated on read. Fields added since h
 name; they are set as `--config.<path>`.
 """
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from tf_advreg.training import schema
 
@@ -46,11 +46,24 @@ FLAT_NAMES = {
 }
 
 
+_FLAT_NAME_OF = {path: name for name, path in FLAT_NAMES.items()}
+
+
 def path_of(name: str) -> str:
     """The nested field a flat name or a dotted path stands for; ValueError if none."""
     path = FLAT_NAMES.get(name, name)
     if path not in schema.FIELDS:
         raise ValueError(f"Unknown config field {name!r}.")
+    return path
+
+
+def flag_spelling(path: str, given: Collection[str]) -> str:
+    """How a command line set the field at `path`, for its error messages: `--tune_beta` when
+    the flat flag is among the `given` flag names, `--config.tune.beta` when that is, else (set
+    by the config file or its default) the path itself."""
+    for name in (_FLAT_NAME_OF.get(path), f"config.{path}"):
+        if name in given:
+            return f"--{name}"
     return path
 
 

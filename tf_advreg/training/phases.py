@@ -80,9 +80,10 @@ def eval_data(config, phase: Phase) -> dict[str, tuple[str, str, int]]:
     test and train splits of the phase's data; while tuning, the pretraining data too; while
     pretraining for a named tune dataset, at the final epoch, that data too (a run with
     tune.epochs=0 is the untuned model of thesis Tables 5.1-5.4, which are measured on the
-    tune data). Either phase reads the other's data only if both have the same class count
-    (a 10-way head cannot score 858-class labels, nor 858 logits 10-class ones). Data already
-    evaluated under another label is not evaluated twice.
+    tune data). Of these, those config.eval.sets names. Either phase reads the other's data
+    only if both have the same class count (a 10-way head cannot score 858-class labels, nor
+    858 logits 10-class ones). Data already evaluated under another label is not evaluated
+    twice.
     """
     test, train_subset = (config.eval.test_split, config.eval.test_subset), config.eval.train_subset
     sets = {
@@ -94,9 +95,10 @@ def eval_data(config, phase: Phase) -> dict[str, tuple[str, str, int]]:
     if phase.name == "pretrain" and head.same_classes(config, _data_dir(config)):
         sets["tune_test"] = (config.tune.dataset, *test)
         sets["tune_train"] = (config.tune.dataset, config.tune.split, train_subset)
+    wanted = schema.eval_sets(config)
     unique = {}
     for label, source in sets.items():
-        if source not in unique.values():
+        if label in wanted and source not in unique.values():
             unique[label] = source
     return unique
 

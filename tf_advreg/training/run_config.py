@@ -1,5 +1,6 @@
 """Checking a training config before anything is written, and guarding existing workdirs."""
 
+import contextlib
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import ml_collections
 from tf_advreg import data, files, losses, models, objectives
 from tf_advreg.attacks import AttackSettings
 from tf_advreg.data import augment
+from tf_advreg.errors import SLOT, FieldError
 from tf_advreg.objectives import objective_class
 from tf_advreg.training import legacy, schema
 from tf_advreg.training.strategy import STRATEGIES
@@ -37,16 +39,35 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _require_field(condition: bool, path: str, message: str) -> None:
+    """`message` names the field as errors.SLOT, which a tool spells as its user did."""
+    if not condition:
+        raise FieldError(path, message)
+
+
+@contextlib.contextmanager
+def _checking(path: str):
+    """A ValueError of a check another module owns, as an error of the field at `path`."""
+    try:
+        yield
+    except FieldError:
+        raise
+    except ValueError as error:
+        raise FieldError(path, f"{SLOT}: {error}") from error
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ValueError with one sentence naming the bad field, its value and the fix.
 
-    Checks the data's splits and sizes from metadata too, so that nothing fails after the
-    workdir has been prepared (or, with --overwrite, replaced).
+    An error of one field is an errors.FieldError: tools.train names the field by the flag that
+    set it. Checks the data's splits and sizes from metadata too, so that nothing fails after
+    the workdir has been prepared (or, with --overwrite, replaced).
     """
     for path, value in schema.flatten(config.to_dict()).items():
-        _require(
+        _require_field(
             not isinstance(value, float) or math.isfinite(value),
-            f"{path} must be a finite number, got {value}.",
+            path,
+            f"{SLOT} must be a finite number, got {value}.",
         )
     for phase in schema.PHASES:
         _validate_phase(phase, config[phase])
@@ -55,62 +76,101 @@ def validate(config: ml_collections.ConfigDict) -> None:
         bool(config.pretrain.dataset) or bool(config.tune.init_checkpoint),
         "pretrain.dataset is empty: set it, or set tune.init_checkpoint to tune an existing model.",
     )
-    _require(config.batch_size >= 1, f"batch_size must be >= 1, got {config.batch_size}.")
-    _require(
-        config.lr_schedule in LR_SCHEDULES,
-        f"Unknown lr_schedule {config.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}.",
+    _require_field(
+        config.batch_size >= 1, "batch_size", f"{SLOT} must be >= 1, got {config.batch_size}."
     )
-    _require(0 <= config.momentum < 1, f"momentum must be in [0, 1), got {config.momentum}.")
-    _require(config.weight_decay >= 0, f"weight_decay must be >= 0, got {config.weight_decay}.")
-    _require(
+    _require_field(
+        config.lr_schedule in LR_SCHEDULES,
+        "lr_schedule",
+        f"Unknown {SLOT} {config.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}.",
+    )
+    _require_field(
+        0 <= config.momentum < 1, "momentum", f"{SLOT} must be in [0, 1), got {config.momentum}."
+    )
+    _require_field(
+        config.weight_decay >= 0,
+        "weight_decay",
+        f"{SLOT} must be >= 0, got {config.weight_decay}.",
+    )
+    _require_field(
         config.strategy in STRATEGIES,
-        f"Unknown strategy {config.strategy!r}; choose one of {', '.join(STRATEGIES)}.",
+        "strategy",
+        f"Unknown {SLOT} {config.strategy!r}; choose one of {', '.join(STRATEGIES)}.",
     )
     for path in ("eval.train_subset", "eval.test_subset", "eval.every", "keep_checkpoints"):
         value = schema.get(config, path)
-        _require(value >= 0, f"{path} must be >= 0, got {value}.")
-    _require(
+        _require_field(value >= 0, path, f"{SLOT} must be >= 0, got {value}.")
+    _check_eval_sets(config)
+    _require_field(
         config.steps_per_execution >= 1,
-        f"steps_per_execution must be >= 1, got {config.steps_per_execution}.",
+        "steps_per_execution",
+        f"{SLOT} must be >= 1, got {config.steps_per_execution}.",
     )
-    resolve_jit_compile(config.jit_compile)
-    augment.check_policy(config.augment)
-    models.check_name(config.model.name)
-    models.check_width(config.model.width)
+    with _checking("jit_compile"):
+        resolve_jit_compile(config.jit_compile)
+    with _checking("augment"):
+        augment.check_policy(config.augment)
+    with _checking("model.name"):
+        models.check_name(config.model.name)
+    with _checking("model.width"):
+        models.check_width(config.model.width)
     _check_data(config)
 
 
 def _validate_phase(name: str, phase: ml_collections.ConfigDict) -> None:
     """One phase block; errors name its fields as <phase>.<field>."""
     datasets = data.available_datasets()
-    _require(
+    _require_field(
         phase.dataset == "" or phase.dataset.split("/")[0] in datasets,
-        f"Unknown {name}.dataset {phase.dataset!r}; available: {', '.join(datasets)}.",
+        f"{name}.dataset",
+        f"Unknown {SLOT} {phase.dataset!r}; available: {', '.join(datasets)}.",
     )
-    objective = objective_class(phase.objective)
-    _require(phase.beta >= 0, f"{name}.beta must be >= 0, got {phase.beta}.")
-    _require(
+    with _checking(f"{name}.objective"):
+        objective = objective_class(phase.objective)
+    _require_field(phase.beta >= 0, f"{name}.beta", f"{SLOT} must be >= 0, got {phase.beta}.")
+    _require_field(
         phase.regularizer in losses.REGULARIZERS,
-        f"Unknown {name}.regularizer {phase.regularizer!r}; choose one of "
-        f"{', '.join(losses.REGULARIZERS)}.",
+        f"{name}.regularizer",
+        f"Unknown {SLOT} {phase.regularizer!r}; choose one of {', '.join(losses.REGULARIZERS)}.",
     )
-    _require(
+    _require_field(
         phase.regularizer == "kl" or objective.takes_regularizer,
-        f"{name}.regularizer {phase.regularizer!r} applies to "
-        f"{' and '.join(objectives.regularized())} only; set it to kl for {name}.objective "
-        f"{phase.objective!r}.",
+        f"{name}.regularizer",
+        f"{SLOT} {phase.regularizer!r} applies to {' and '.join(objectives.regularized())} "
+        f"only; set it to kl for {name}.objective {phase.objective!r}.",
     )
     for field in ("epochs", "subset"):
-        _require(phase[field] >= 0, f"{name}.{field} must be >= 0, got {phase[field]}.")
-    _require(phase.lr > 0, f"{name}.lr must be > 0, got {phase.lr}.")
+        _require_field(
+            phase[field] >= 0, f"{name}.{field}", f"{SLOT} must be >= 0, got {phase[field]}."
+        )
+    _require_field(phase.lr > 0, f"{name}.lr", f"{SLOT} must be > 0, got {phase.lr}.")
+
+
+def _check_eval_sets(config: ml_collections.ConfigDict) -> None:
+    sets = schema.eval_sets(config)
+    for name in sets:
+        _require_field(
+            name in schema.EVAL_SETS,
+            "eval.sets",
+            f"{SLOT} names an unknown set {name!r}; choose from {', '.join(schema.EVAL_SETS)}.",
+        )
+    _require_field(
+        "test" in sets,
+        "eval.sets",
+        f"{SLOT} must include test (each evaluation's example images are test images), got "
+        f"{config.eval.sets!r}.",
+    )
 
 
 def attack_settings(config, phase: str) -> AttackSettings:
-    """The phase's attack (config.attack with the phase's overrides), checked."""
+    """The phase's attack (config.attack with the phase's overrides), checked; an error names
+    the field the bad value came from: the phase's own, or config.attack's."""
     try:
         return AttackSettings(**schema.phase_attack(config, phase))
-    except ValueError as error:
-        raise ValueError(f"{phase} attack: {error}") from error
+    except FieldError as error:
+        own = config[phase].attack.get(error.field) is not None
+        path = f"{phase}.attack.{error.field}" if own else f"attack.{error.field}"
+        raise error.renamed(path) from None
 
 
 def _check_data(config: ml_collections.ConfigDict) -> None:
@@ -121,23 +181,22 @@ def _check_data(config: ml_collections.ConfigDict) -> None:
         phase = config[name]
         if not phase.dataset:
             continue
-        splits = {f"{name}.split": phase.split, "eval.test_split": config.eval.test_split}
-        for label, split in splits.items():
-            try:
-                data.split_size(phase.dataset, split, data_dir)
-            except ValueError as error:
-                raise ValueError(f"{label}: {error}") from error
+        for path in (f"{name}.split", "eval.test_split"):
+            with _checking(path):
+                data.split_size(phase.dataset, schema.get(config, path), data_dir)
         size = data.split_size(phase.dataset, phase.split, data_dir)
         if phase.subset:
-            _require(
+            _require_field(
                 phase.subset <= size,
-                f"{name}.subset {phase.subset} exceeds the {size} examples of "
+                f"{name}.subset",
+                f"{SLOT} {phase.subset} exceeds the {size} examples of "
                 f"{phase.dataset}:{phase.split}; choose at most {size} (0: all).",
             )
             size = phase.subset
-        _require(
+        _require_field(
             config.batch_size <= size,
-            f"batch_size {config.batch_size} exceeds the {size} training examples of "
+            "batch_size",
+            f"{SLOT} {config.batch_size} exceeds the {size} training examples of "
             f"{phase.dataset}:{phase.split}; choose a batch_size <= {size}.",
         )
 

@@ -88,8 +88,19 @@ MODEL = {
     ),
 }
 
+# What an evaluation can measure, by the label its metrics are logged under (<set>/<metric>).
+EVAL_SETS = ("test", "train", "pretrain_train", "tune_test", "tune_train")
+
 EVAL = {
     "every": Field(1, "Evaluate every N epochs (and always after the last).", resumable=True),
+    "sets": Field(
+        ",".join(EVAL_SETS),
+        "Comma-separated sets each evaluation measures: test and train (the phase's own "
+        "splits; test is required), pretrain_train (while tuning, the pretraining data's "
+        "training split), tune_test and tune_train (at the last pretraining epoch, the tune "
+        "data). Data already measured under another label is measured once.",
+        resumable=True,
+    ),
     "train_subset": Field(
         10_000,
         "Examples of each training split evaluated per epoch, a class-balanced sample (our "
@@ -202,6 +213,12 @@ def set_value(config, path: str, value) -> None:
     for block in blocks:
         config = config[block]
     config[name] = value
+
+
+def eval_sets(config: Mapping) -> list[str]:
+    """config.eval.sets as a list of labels (a run saved before the field: its default)."""
+    sets = config["eval"].get("sets", EVAL["sets"].default)
+    return [name.strip() for name in sets.split(",") if name.strip()]
 
 
 def phase_attack(config: Mapping, phase: str) -> dict:
