@@ -159,6 +159,7 @@ def test_autoattack_sequence_invariants(linear, norm, eps):
         left -= stage["broken"]
         assert stage["broken"] == np.sum(broken_by == stage["attack"])
         assert stage["robust_accuracy"] == pytest.approx(left / len(labels))
+        assert stage["cpu_seconds"] > 0
     assert record["robust_accuracy"] == final.accuracy <= natural.accuracy
     assert record["attacks"][0]["broken"] > 0
     # Per example, AutoAttack is at least as strong as each of its attacks run alone. FAB-T
