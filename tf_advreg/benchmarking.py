@@ -21,9 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from tf_advreg import models, objectives
-from tf_advreg.attacks import AttackSettings
+from tf_advreg.attacks import Attack, AttackSettings
 from tf_advreg.evaluation import autoattack
-from tf_advreg.evaluation.robustness import Attack, compile_attack
+from tf_advreg.evaluation.robustness import compile_attack
 from tf_advreg.objectives import AdversarialModel, RobustOptimization
 from tf_advreg.training import schema
 
