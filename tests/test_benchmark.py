@@ -122,3 +122,21 @@ def test_objectives_are_checked_by_name():
     for name in ("bogus", "eval_pgd0", "eval_pgd"):
         with pytest.raises(ValueError, match=f"Unknown objective {name!r}"):
             benchmarking.check_objective(name)
+
+
+def test_autoattack_rows_run_the_whole_budget_and_scale_to_the_standard_one():
+    config = benchmarking.BenchmarkConfig(
+        width=2, batch_size=4, image_size=8, channels=1, steps=1, warmup_steps=0, jit=False
+    )
+    config = dataclasses.replace(config, autoattack_budget=0.02)  # 2 iterations, 100 queries
+    step, _, equivalents = benchmarking._autoattack_step("apgd-t", config)
+    assert step(None).numpy().all()  # eps 0, the network's own labels: nothing is broken
+    assert equivalents == 1 + 1 + 9 * (2 * 3 + 1)  # ranking, 9 targets of 3 gradients + check
+    peak = benchmarking.DevicePeak("cpu", "float32", None, 1e9)
+    result = benchmarking.benchmark("autoattack_square", config, peak)
+    assert result.forward_equivalents == 1 + 101
+    estimate = benchmarking.autoattack_seconds([result], 10)
+    expected = 10 * (1 + 5001) / (102 * result.examples_per_s)
+    assert estimate == {"autoattack_s_per_10/square/float32/jit=False": pytest.approx(expected)}
+    with pytest.raises(ValueError, match="autoattack_apgd-ce"):
+        benchmarking.check_objective("autoattack_fab")

@@ -21,7 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from tf_advreg import models, objectives
-from tf_advreg.attacks import AttackSettings
+from tf_advreg.attacks import Attack, AttackSettings
+from tf_advreg.evaluation import autoattack
+from tf_advreg.evaluation.robustness import compile_attack
 from tf_advreg.objectives import AdversarialModel, RobustOptimization
 from tf_advreg.training import schema
 
@@ -31,6 +33,9 @@ _ATTACK_LOSSES_WITH_NATURAL_FORWARD = ("kl", "ce+kl")
 # Nonzero so that objectives whose step depends on beta (AR) run their full step.
 BENCHMARK_BETA = 6.0
 _EVAL_PGD = re.compile(r"eval_pgd(\d+)")
+# autoattack_NAME: one attack of AutoAttack's standard version, on examples it cannot break.
+_AUTOATTACK = re.compile(r"autoattack_(.+)")
+AUTOATTACK_STANDARD = {name: steps for name, steps, _ in autoattack.VERSIONS["autoattack"]}
 # Published dense (no sparsity) peaks in FLOP/s; float32 matmuls run as TF32 on these GPUs.
 _GPU_PEAK_FLOPS = {
     "H200": {"float32": 494.7e12, "mixed_bfloat16": 989.4e12},
@@ -85,6 +90,23 @@ def train_forward_equivalents(model: AdversarialModel) -> int:
 def eval_forward_equivalents(model: AdversarialModel) -> int:
     """`test_step`: a PGD-CE attack with the evaluation settings, then z(x) and z(x')."""
     return _attack_forward_equivalents(model.eval_attack_steps, "ce") + 2
+
+
+def autoattack_forward_equivalents(name: str, steps: int) -> int:
+    """Per example, one attack of AutoAttack run to its full budget (an example it does not
+    break, the cost every robust example pays), with the prediction on its result: APGD
+    steps + 1 gradients (2 each); APGD-T and FAB-T a ranking forward and 9 targets, FAB-T's
+    iterations a gradient and a forward each; Square steps + 1 queries."""
+    targets = 9
+    return (
+        1
+        + {
+            "apgd-ce": 2 * (steps + 1),
+            "apgd-t": 1 + targets * (2 * (steps + 1) + 1),
+            "fab-t": 1 + targets * 3 * steps,
+            "square": steps + 1,
+        }[name]
+    )
 
 
 # ----------------------------------------------------------------------------- device peaks
@@ -202,6 +224,9 @@ class BenchmarkConfig:
     warmup_steps: int = 1
     steps_per_execution: int = 1
     attack_steps: int = 10
+    # AutoAttack rows run this fraction of each attack's standard budget (100 iterations,
+    # 5,000 Square queries); time per iteration does not depend on the budget.
+    autoattack_budget: float = 1.0
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -216,6 +241,11 @@ class BenchmarkConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if not 0 < self.autoattack_budget <= 1:
+            raise ValueError(f"autoattack_budget must be in (0, 1], got {self.autoattack_budget}.")
+
+    def autoattack_steps(self, name: str) -> int:
+        return max(round(self.autoattack_budget * AUTOATTACK_STANDARD[name]), 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,13 +285,18 @@ def _network(config: BenchmarkConfig) -> keras.Model:
 
 
 def check_objective(name: str) -> None:
-    """Raises ValueError unless `name` is an objective or eval_pgdK (K >= 1 PGD steps)."""
+    """Raises ValueError unless `name` is an objective, eval_pgdK (K >= 1 PGD steps) or
+    autoattack_NAME (NAME one of AutoAttack's standard attacks)."""
     evaluation = _EVAL_PGD.fullmatch(name)
+    attack = _AUTOATTACK.fullmatch(name)
     known = objectives.OBJECTIVES
+    if attack and attack[1] in AUTOATTACK_STANDARD:
+        return
     if evaluation is None and name not in known or evaluation and int(evaluation[1]) < 1:
         raise ValueError(
-            f"Unknown objective {name!r}; choose from {', '.join(known)} or eval_pgdK "
-            "(the PGD-K evaluation step, K >= 1)."
+            f"Unknown objective {name!r}; choose from {', '.join(known)}, eval_pgdK "
+            "(the PGD-K evaluation step, K >= 1) or "
+            f"{', '.join('autoattack_' + a for a in AUTOATTACK_STANDARD)}."
         )
 
 
@@ -302,33 +337,56 @@ def _timed_calls(function: Callable, iterator, calls: int) -> float:
     return time.perf_counter() - start
 
 
+def _autoattack_step(name: str, config: BenchmarkConfig) -> tuple[Callable, keras.Model, int]:
+    """One call of AutoAttack's attack `name` on a batch it cannot break (eps 0, labels the
+    network's own predictions), so it runs its whole budget, as on a robust example."""
+    network = _network(config)
+    steps = config.autoattack_steps(name)
+    survives = compile_attack(network, Attack(name, eps=0.0, steps=steps), jit_compile=config.jit)
+    shape = [config.batch_size, config.image_size, config.image_size, config.channels]
+    images = tf.random.uniform(shape, seed=0)
+    labels = tf.argmax(network(images, training=False), axis=-1, output_type=tf.int32)
+    seed = tf.constant([0, 0])
+
+    def step(_):
+        return survives(images, labels, seed)
+
+    return step, network, autoattack_forward_equivalents(name, steps)
+
+
 def benchmark(objective: str, config: BenchmarkConfig, peak: DevicePeak) -> BenchmarkResult:
-    """Times `objective`'s train step ("eval_pgdK": the PGD-K test step) on synthetic data.
+    """Times `objective`'s train step ("eval_pgdK": the PGD-K test step; "autoattack_NAME":
+    that attack at `config.autoattack_budget` of its budget) on synthetic data.
 
     The first call (tracing and compilation) is timed apart, then `warmup_steps` untimed, then
-    `steps` timed; each call runs `steps_per_execution` steps.
+    `steps` timed; each call runs `steps_per_execution` steps (AutoAttack rows: one attack).
     """
     keras.backend.clear_session()
     gc.collect()
-    model, evaluation = _model(objective, config)
-    if evaluation:
-        model.make_test_function()
-        function, equivalents = model.test_function, eval_forward_equivalents(model)
+    attack = _AUTOATTACK.fullmatch(objective)
+    steps_per_call = config.steps_per_execution
+    if attack:
+        function, network, equivalents = _autoattack_step(attack[1], config)
+        steps_per_call = 1
     else:
-        model.make_train_function()
-        function, equivalents = model.train_function, train_forward_equivalents(model)
+        model, evaluation = _model(objective, config)
+        network = model.network
+        if evaluation:
+            model.make_test_function()
+            function, equivalents = model.test_function, eval_forward_equivalents(model)
+        else:
+            model.make_train_function()
+            function, equivalents = model.train_function, train_forward_equivalents(model)
     iterator = _synthetic_batches(config)
 
     _reset_peak_memory()
     first_step_s = _timed_calls(function, iterator, 1)
     if config.warmup_steps:
         _timed_calls(function, iterator, config.warmup_steps)
-    step_s = _timed_calls(function, iterator, config.steps) / (
-        config.steps * config.steps_per_execution
-    )
+    step_s = _timed_calls(function, iterator, config.steps) / (config.steps * steps_per_call)
     memory = peak_memory_bytes()
 
-    forward_flop = 2 * forward_macs(model.network)
+    forward_flop = 2 * forward_macs(network)
     flop_per_example = forward_flop * equivalents
     examples_per_s = config.batch_size / step_s
     achieved = flop_per_example * examples_per_s
@@ -367,4 +425,25 @@ def ratios(results: list[BenchmarkResult]) -> dict[str, float]:
         natural = steps.get(("natural", precision, jit))
         if natural and objective != "natural":
             out[f"cost_over_natural/{objective}/{precision}/jit={jit}"] = step_s / natural
+    return out
+
+
+def autoattack_seconds(results: list[BenchmarkResult], examples: int) -> dict[str, float]:
+    """Seconds AutoAttack's standard version spends on `examples` images that no attack
+    breaks (the worst case; an attack runs only on the examples still robust, so the cost of
+    a real evaluation is each attack's share times the fraction it runs on), per attack and in
+    all, from each row's measured time per forward-equivalent scaled to the full budget."""
+    out, totals = {}, {}
+    for r in results:
+        attack = _AUTOATTACK.fullmatch(r.objective)
+        if not attack:
+            continue
+        full = autoattack_forward_equivalents(attack[1], AUTOATTACK_STANDARD[attack[1]])
+        seconds = examples * full / (r.forward_equivalents * r.examples_per_s)
+        setting = f"{r.precision}/jit={r.jit}"
+        out[f"autoattack_s_per_{examples}/{attack[1]}/{setting}"] = seconds
+        totals.setdefault(setting, {})[attack[1]] = seconds
+    for setting, parts in totals.items():
+        if set(parts) == set(AUTOATTACK_STANDARD):
+            out[f"autoattack_s_per_{examples}/all/{setting}"] = sum(parts.values())
     return out

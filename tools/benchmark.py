@@ -1,6 +1,8 @@
-"""Benchmarks the training step of each objective and the PGD evaluation step.
+"""Benchmarks the training step of each objective, the PGD evaluation step and the attacks of
+AutoAttack.
 
     python -m tools.benchmark --width=64 --batch_size=32 --objectives=natural,robopt --jit=both
+    python -m tools.benchmark --objectives=eval_pgd20,autoattack --batch_size=512 --jit=true
 
 Prints a table (examples/s, first-step time, peak memory, FLOPs, utilisation) and the
 same-run ratios (XLA and bfloat16 speed-ups, cost over natural training); --output also writes
@@ -21,7 +23,9 @@ from tf_advreg.xla import JIT_COMPILE_CHOICES, resolve_jit_compile
 _OBJECTIVES = flags.DEFINE_list(
     "objectives",
     [*OBJECTIVES, "eval_pgd20"],
-    "Objectives whose train step is timed; eval_pgdK times the PGD-K evaluation step.",
+    "Objectives whose train step is timed; eval_pgdK times the PGD-K evaluation step; "
+    "autoattack_NAME one attack of AutoAttack's standard version (apgd-ce, apgd-t, fab-t, "
+    "square) on examples it cannot break; autoattack all four.",
 )
 _MODEL = flags.DEFINE_enum("model", models.DEFAULT_MODEL, list(models.MODELS), "Architecture.")
 _WIDTH = flags.DEFINE_integer("width", 64, "First-stage width (ResNet18: 64).")
@@ -44,11 +48,18 @@ _STEPS_PER_EXECUTION = flags.DEFINE_integer(
 )
 _ATTACK_STEPS = flags.DEFINE_integer("attack_steps", 10, "PGD steps of the training attack.")
 _MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 2048, "Side of the peak-measuring matmul.")
+_AUTOATTACK_BUDGET = flags.DEFINE_float(
+    "autoattack_budget",
+    1.0,
+    "Fraction of each AutoAttack attack's budget (100 iterations, 5,000 queries) to time; "
+    "the estimate scales it to the full budget.",
+)
+_AUTOATTACK_EXAMPLES = 10_000  # the CIFAR-10 test set, for the AutoAttack time estimate
 _OUTPUT = flags.DEFINE_string("output", None, "Where to write the JSON report.")
 
 # (title, result field, width, format spec)
 _COLUMNS = (
-    ("objective", "objective", 11, "s"),
+    ("objective", "objective", 18, "s"),
     ("jit", "jit", 5, ""),
     ("precision", "precision", 14, "s"),
     ("examples/s", "examples_per_s", 10, ".2f"),
@@ -76,10 +87,20 @@ def _table(results: list[benchmarking.BenchmarkResult]) -> str:
     return "\n".join(rows)
 
 
+def _objectives() -> list[str]:
+    """--objectives with "autoattack" spelled out; raises ValueError naming a bad one."""
+    names = []
+    for objective in _OBJECTIVES.value:
+        if objective == "autoattack":
+            names += [f"autoattack_{name}" for name in benchmarking.AUTOATTACK_STANDARD]
+        else:
+            benchmarking.check_objective(objective)
+            names.append(objective)
+    return names
+
+
 def _configs() -> list[benchmarking.BenchmarkConfig]:
     """One config per (precision, jit) asked for; raises ValueError naming a bad flag."""
-    for objective in _OBJECTIVES.value:
-        benchmarking.check_objective(objective)
     jits = [False, True] if _JIT.value == "both" else [resolve_jit_compile(_JIT.value)]
     if _MATMUL_SIZE.value < 1:
         raise ValueError(f"matmul_size must be >= 1, got {_MATMUL_SIZE.value}.")
@@ -94,6 +115,7 @@ def _configs() -> list[benchmarking.BenchmarkConfig]:
             warmup_steps=_WARMUP_STEPS.value,
             steps_per_execution=_STEPS_PER_EXECUTION.value,
             attack_steps=_ATTACK_STEPS.value,
+            autoattack_budget=_AUTOATTACK_BUDGET.value,
             precision=precision,
             jit=jit,
         )
@@ -106,7 +128,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:  # every flag and the output path are checked before the first timing
-        configs = _configs()
+        objectives, configs = _objectives(), _configs()
         if _OUTPUT.value:
             files.check_writable(_OUTPUT.value)
     except (ValueError, OSError) as error:
@@ -116,11 +138,12 @@ def main(argv):
         for precision in _PRECISION.value
     }
     results = []
-    for objective, config in itertools.product(_OBJECTIVES.value, configs):
+    for objective, config in itertools.product(objectives, configs):
         results.append(benchmarking.benchmark(objective, config, peaks[config.precision]))
         print(_table(results[-1:]), flush=True)
 
     ratios = benchmarking.ratios(results)
+    estimates = benchmarking.autoattack_seconds(results, _AUTOATTACK_EXAMPLES)
     for peak in peaks.values():
         print(
             f"{peak.device} {peak.precision}: theoretical "
@@ -130,6 +153,8 @@ def main(argv):
     print(_table(results))
     for name, value in ratios.items():
         print(f"{name}: {value:.2f}x")
+    for name, value in estimates.items():
+        print(f"{name}: {value:.0f} s")
     if _OUTPUT.value:
         jits = sorted({config.jit for config in configs})
         report = {
@@ -137,6 +162,7 @@ def main(argv):
             "device_peaks": [dataclasses.asdict(p) for p in peaks.values()],
             "results": [r.as_dict() for r in results],
             "ratios": ratios,
+            "autoattack_estimates": estimates,
         }
         try:
             files.write_text(_OUTPUT.value, json.dumps(report, indent=2))

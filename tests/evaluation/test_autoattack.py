@@ -159,6 +159,7 @@ def test_autoattack_sequence_invariants(linear, norm, eps):
         left -= stage["broken"]
         assert stage["broken"] == np.sum(broken_by == stage["attack"])
         assert stage["robust_accuracy"] == pytest.approx(left / len(labels))
+        assert stage["cpu_seconds"] > 0
     assert record["robust_accuracy"] == final.accuracy <= natural.accuracy
     assert record["attacks"][0]["broken"] > 0
     # Per example, AutoAttack is at least as strong as each of its attacks run alone. FAB-T
@@ -200,3 +201,38 @@ def test_autoattack_versions():
     assert randomized[0].settings()["eot"] == 20
     with pytest.raises(ValueError, match="Unknown AutoAttack version"):
         autoattack.attacks("autoattack-plus", eps=0.03, norm="linf", seed=0)
+
+
+@pytest.mark.parametrize("jit_compile", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_each_attack_is_traced_once_whatever_the_number_and_sizes_of_batches(linear, jit_compile):
+    network, _, _, images, labels = linear
+    traced = []
+
+    def model(x, training=False):  # Python runs this only while a graph is being traced
+        traced.append(x.shape)
+        return network(x, training=training)
+
+    sequence = [
+        Attack("apgd-ce", eps=0.02, steps=2),
+        Attack("apgd-t", eps=0.02, steps=2),
+        Attack("fab-t", eps=0.02, steps=2),
+        Attack("square", eps=0.02, steps=3),
+    ]
+
+    def model_calls_traced(count):
+        traced.clear()
+        _, record = autoattack.evaluate(
+            model,
+            [(images[:count], labels[:count])],
+            "autoattack",
+            sequence,
+            batch_size=16,
+            jit_compile=jit_compile,
+        )
+        assert all(stage["attacked"] > 0 for stage in record["attacks"])
+        return len(traced), record["attacks"][-1]["attacked"]
+
+    one_batch_each, _ = model_calls_traced(16)
+    many_batches_each, last_attacked = model_calls_traced(100)
+    assert last_attacked > 2 * 16 and last_attacked % 16  # several batches, a smaller last one
+    assert many_batches_each == one_batch_each

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import keras
 import numpy as np
 import pytest
 
@@ -110,3 +111,25 @@ def test_result_record(outcomes):
 def test_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Attack(**(dict(name="pgd") | kwargs))
+
+
+def test_an_attack_is_traced_once_whatever_the_batch_sizes():
+    network = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
+    traced = []
+
+    def model(x, training=False):  # Python runs this only while a graph is being traced
+        traced.append(x.shape)
+        return network(x, training=training)
+
+    images = np.random.default_rng(0).uniform(size=(20, 4, 4, 1)).astype("float32")
+    labels = np.arange(20) % 3
+    attack = Attack("apgd-ce", eps=EPS, steps=2)
+
+    def model_calls_traced(count):
+        traced.clear()
+        evaluate(model, _batches(images[:count], labels[:count], 8), [attack], jit_compile=False)
+        return len(traced)
+
+    assert model_calls_traced(20) == model_calls_traced(8)  # batches of 8, 8, 4 against one

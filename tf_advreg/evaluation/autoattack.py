@@ -53,6 +53,7 @@ class Stage:
     broken: int
     robust_after: int
     seconds: float
+    cpu_seconds: float  # process time, all threads: unlike wall time, not inflated by load
 
     def record(self, total: int) -> dict:
         return {
@@ -62,6 +63,7 @@ class Stage:
             "broken": self.broken,
             "robust_accuracy": self.robust_after / total if total else None,
             "seconds": round(self.seconds, 3),
+            "cpu_seconds": round(self.cpu_seconds, 3),
             "examples_per_second": round(self.attacked / self.seconds, 3) if self.seconds else None,
         }
 
@@ -76,20 +78,22 @@ def _load_all(batches: Iterable) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _chunks(indices: np.ndarray, batch_size: int):
-    """Full batches of `indices`; the last one padded by repeating its own entries, so every
-    call has one shape and XLA compiles each attack once."""
+def _chunks(indices: np.ndarray, batch_size: int, pad: bool):
+    """Batches of `indices`, and the indices to feed: with `pad` (for XLA, which compiles
+    per shape) the last batch is filled up by repeating its own entries, so every call has
+    one shape. Padding changes no result: the repeats are attacked alongside and ignored, and
+    every random draw of a batch's first rows is the same whatever the batch size."""
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
-        yield chunk, np.resize(chunk, batch_size)
+        yield chunk, np.resize(chunk, batch_size) if pad else chunk
 
 
-def _run_stage(survives: Callable, x, y, robust, attack: Attack, stage: int, batch_size: int):
+def _run_stage(survives: Callable, x, y, robust, attack: Attack, stage: int, batch_size, pad):
     """Runs `attack` on the robust examples; returns the indices it broke."""
     broken = []
-    for number, (chunk, padded) in enumerate(_chunks(np.flatnonzero(robust), batch_size)):
+    for number, (chunk, fed) in enumerate(_chunks(np.flatnonzero(robust), batch_size, pad)):
         seed = tf.random.experimental.stateless_fold_in([attack.seed, stage], number)
-        alive = survives(tf.constant(x[padded]), tf.constant(y[padded]), seed).numpy()
+        alive = survives(tf.constant(x[fed]), tf.constant(y[fed]), seed).numpy()
         broken.append(chunk[~alive[: len(chunk)]])
     return np.concatenate(broken) if broken else np.zeros(0, np.int64)
 
@@ -114,23 +118,22 @@ def evaluate(
     x, y = _load_all(batches)
     natural = compile_attack(model, Attack(NATURAL), jit_compile=jit_compile)
     robust = np.zeros(len(y), bool)
-    for chunk, padded in _chunks(np.arange(len(y)), batch_size):
-        alive = natural(tf.constant(x[padded]), tf.constant(y[padded]), tf.constant([0, 0]))
+    for chunk, fed in _chunks(np.arange(len(y)), batch_size, pad=jit_compile):
+        alive = natural(tf.constant(x[fed]), tf.constant(y[fed]), tf.constant([0, 0]))
         robust[chunk] = alive.numpy()[: len(chunk)]
     clean = robust.copy()
     broken_by = np.where(clean, None, NATURAL).astype(object)
     natural_seconds = time.perf_counter() - start
     stages = []
     for index, attack in enumerate(sequence):
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         attacked = int(robust.sum())
         survives = compile_attack(model, attack, jit_compile=jit_compile)
-        broken = _run_stage(survives, x, y, robust, attack, index, batch_size)
+        broken = _run_stage(survives, x, y, robust, attack, index, batch_size, jit_compile)
         robust[broken] = False
         broken_by[broken] = attack.name
-        stages.append(
-            Stage(attack, attacked, len(broken), int(robust.sum()), time.perf_counter() - began)
-        )
+        seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu_began
+        stages.append(Stage(attack, attacked, len(broken), int(robust.sum()), seconds, cpu_seconds))
         logging.info(
             "%s: broke %d of %d in %.1f s; robust %d/%d.",
             attack.name,

@@ -78,16 +78,39 @@ def compile_attack(
     """A compiled (x, y, seed) -> bool [batch]: does `model` still classify the attacked x right?
 
     The attack is crafted on `source` (a transfer attack) when given, otherwise on `model`.
+    Traced once per image shape: XLA compiles one program per batch size, so callers that
+    jit-compile pad their batches to one size; graph mode runs any batch size in the graph of
+    the first call, traced with the batch dimension unknown, so a smaller last batch neither
+    costs a new trace nor needs padding.
     """
     craft_on = model if source is None else source
 
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def survives(x, y, seed):
         x_adv = craft(craft_on, x, y, attack, seed)
         predictions = tf.argmax(model(x_adv, training=False), axis=-1, output_type=tf.int32)
         return tf.equal(predictions, tf.cast(y, tf.int32))
 
-    return survives
+    if jit_compile:
+        return tf.function(survives, jit_compile=True, reduce_retracing=True)
+    return _any_batch_size(tf.function(survives))
+
+
+def _any_batch_size(function: Callable) -> Callable:
+    """`function`(x, y, seed) traced once per image shape and dtypes, with the batch unknown."""
+    graphs = {}
+
+    def call(x, y, seed):
+        x, y, seed = (tf.convert_to_tensor(t) for t in (x, y, seed))
+        key = (x.dtype, tuple(x.shape[1:]), y.dtype, seed.dtype)
+        if key not in graphs:
+            graphs[key] = function.get_concrete_function(
+                tf.TensorSpec([None, *x.shape[1:]], x.dtype),
+                tf.TensorSpec([None], y.dtype),
+                tf.TensorSpec.from_tensor(seed),
+            )
+        return graphs[key](x, y, seed)
+
+    return call
 
 
 def evaluate(
