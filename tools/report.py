@@ -4,9 +4,12 @@ table of the thesis's claims tested on every experiment of a directory.
     python -m tools.report --config=configs/thesis/table_4_1.py     # -> <root>/report/table_4_1.*
     python -m tools.report --config=configs/digits/figures_5_1_to_5_4.py --out=reports/digits
     python -m tools.report --claims=configs/digits --out=docs/results/digits   # claims.md, .csv
+    python -m tools.report --config=configs/digits/table_4_1.py --model_choice=best
 
 Cells show the mean ± sd over their finished seeds beside the thesis's published numbers; see
-tf_advreg/experiments/report.py. --claims reads each experiment file's runs at its own root
+tf_advreg/experiments/report.py. --model_choice picks which final model of each run the
+tables read (runs trained with ema_decay or hold_out have several; the legend names it).
+--claims reads each experiment file's runs at its own root
 (its config's workdir) and computes each claim's verdict; see tf_advreg/experiments/claims.py.
 """
 
@@ -15,7 +18,7 @@ import sys
 
 from absl import app, flags
 
-from tf_advreg.experiments import claims, grid, report
+from tf_advreg.experiments import claims, grid, report, results
 
 _CONFIG = flags.DEFINE_string("config", None, "Experiment file (configs/thesis/*.py, ...).")
 _CLAIMS = flags.DEFINE_string(
@@ -23,6 +26,14 @@ _CLAIMS = flags.DEFINE_string(
 )
 _ROOT = flags.DEFINE_string("root", None, "Parent of the runs' workdirs (default: its workdir).")
 _OUT = flags.DEFINE_string("out", None, "Output directory (default: <root>/report).")
+_MODEL_CHOICE = flags.DEFINE_enum(
+    "model_choice",
+    "last",
+    list(results.MODEL_CHOICES),
+    "Which final model of each run the tables read: "
+    + "; ".join(f"{name}: {text}" for name, text in results.MODEL_CHOICES.items())
+    + ". The recipe layout shows them all.",
+)
 _SEEDS = flags.DEFINE_integer(
     "seeds", None, "Seeds asked per cell (default: the experiment's SEEDS or 1)."
 )
@@ -40,7 +51,7 @@ def _paths():
     experiment = grid.load_experiment(_CONFIG.value)
     root = _ROOT.value or experiment.get_config().workdir
     out = _OUT.value or os.path.join(root, "report")
-    return report.write_report(experiment, root, out, _SEEDS.value)
+    return report.write_report(experiment, root, out, _SEEDS.value, _MODEL_CHOICE.value)
 
 
 def main(argv):

@@ -197,6 +197,15 @@ def test_learning_rate_schedules(kind):
         assert rate(50) == pytest.approx(0.05, rel=1e-3) and rate(100) == pytest.approx(0.0)
 
 
+@pytest.mark.parametrize("kind", ["step", "cosine", "constant"])
+def test_a_warmup_rises_linearly_to_the_schedule_and_leaves_it_unchanged_after(kind):
+    plain = phases.learning_rate_schedule(kind, 0.1, total_steps=100)
+    warm = phases.learning_rate_schedule(kind, 0.1, total_steps=100, warmup_steps=10)
+    for step in (0, 4, 9, 10, 60, 99):
+        expected = (float(plain(step)) if callable(plain) else plain) * min(1, (step + 1) / 10)
+        assert float(warm(step)) == pytest.approx(expected)
+
+
 def test_phases_follow_the_config():
     config = digits_demo.get_config()
     names = [p.name for p in phases.phases_from_config(config)]

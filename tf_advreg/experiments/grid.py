@@ -94,11 +94,22 @@ def effective_config(base: ml_collections.ConfigDict, overrides: dict) -> dict:
 
 
 def _method(phase: dict) -> str:
-    """E.g. robopt, trades3, ar5-total_variation (KL, the default distance, goes unnamed)."""
+    """E.g. robopt, trades3, ar5-total_variation (KL, the default distance, goes unnamed),
+    trades6-awp0.005w2-ema0.99-ho100 (the recipe's options, docs/recipe.md, when on)."""
     objective, beta = phase["objective"], phase["beta"]
     name = objective if beta == 0 else f"{objective}{beta:g}"
     regularizer = phase["regularizer"]
-    return name if regularizer == "kl" else f"{name}-{regularizer}"
+    name = name if regularizer == "kl" else f"{name}-{regularizer}"
+    if phase.get("lr_warmup_epochs"):
+        name += f"-wu{phase['lr_warmup_epochs']}"
+    if phase.get("awp_gamma"):
+        warmup = phase.get("awp_warmup_epochs")
+        name += f"-awp{phase['awp_gamma']:g}" + (f"w{warmup}" if warmup else "")
+    if phase.get("ema_decay"):
+        name += f"-ema{phase['ema_decay']:g}"
+    if phase.get("hold_out"):
+        name += f"-ho{phase['hold_out']}"
+    return name
 
 
 def tunes(config: dict) -> bool:
@@ -108,7 +119,7 @@ def tunes(config: dict) -> bool:
 
 def run_name(config: dict) -> str:
     """E.g. trades0.4-seed0, robopt-seed1, trades3__trades5-seed0, ar1-sub50000__ar5-seed2,
-    trades3-symmetric_kl-seed0."""
+    trades3-symmetric_kl-seed0, robopt-awp0.01-seed0."""
     pretrain = config["pretrain"]
     name = _method(pretrain)
     if pretrain["subset"]:

@@ -10,7 +10,12 @@ Two layouts go beyond the thesis, its future work: `regularizers` (Tables D.1-D.
 each distance in place of KL) and `pretrain_size` (Table S.1 and a figure: accuracy after tuning
 against the pretraining sample size); they write tables and figures both. A third, `tune_alone`
 (Table T.1), is Table 4.1's rows trained on chapter 5's tune data alone, for scales where Table
-4.1 trains on other data; it stands in for Table 4.1 where the claims compare with it.
+4.1 trains on other data; it stands in for Table 4.1 where the claims compare with it. A fourth,
+`recipe` (Table R.1, docs/recipe.md), sets each run's final models side by side: the last
+epoch's, the weight average and the best held-out epoch.
+
+A run trained with those options has several final models; every other table reads the one
+`model` names (results.MODEL_CHOICES, tools.report --model_choice) and its legend says which.
 """
 
 import dataclasses
@@ -141,13 +146,16 @@ class Table:
         files.write_csv(path, rows)
 
 
-def _finished(sweep_: grid.Sweep, root: Path) -> list[tuple[Cell, dict[int, dict]]]:
-    """Per cell, {seed: final metrics} of its finished runs, in the sweep's order."""
+def _finished(
+    sweep_: grid.Sweep, root: Path, model: str = "last"
+) -> list[tuple[Cell, dict[int, dict]]]:
+    """Per cell, {seed: final metrics} of its finished runs' `model` (results.MODEL_CHOICES),
+    in the sweep's order."""
     return [
         (
             cell,
             {
-                run.config["seed"]: results.final_metrics(root / run.name, run.config)
+                run.config["seed"]: results.final_metrics(root / run.name, run.config, model)
                 for run in cell.runs
                 if sweep.status(run, root) is sweep.Status.FINISHED
             },
@@ -174,13 +182,13 @@ def _grid_table(
     )
 
 
-def lambda_table(number: str, sweep_: grid.Sweep, root: Path) -> Table:
+def lambda_table(number: str, sweep_: grid.Sweep, root: Path, model: str = "last") -> Table:
     """Tables 4.1, 4.2: rows lambda, columns the four metrics (and AutoAttack where a run's
     evaluation.json has it)."""
     rows = [f"{regularization(cell.config):.1f}" for cell in sweep_.entries]
     metrics = results.METRICS | results.OPTIONAL_METRICS
     cells = {}
-    for cell, by_seed in _finished(sweep_, root):
+    for cell, by_seed in _finished(sweep_, root, model):
         row = f"{regularization(cell.config):.1f}"
         cells |= {(row, col): _per_seed(by_seed, key) for col, key in metrics.items()}
     shown = [
@@ -191,9 +199,9 @@ def lambda_table(number: str, sweep_: grid.Sweep, root: Path) -> Table:
     return _grid_table(number, "λ", cells, rows, shown, sweep_.seeds)
 
 
-def tune_alone_table(sweep_: grid.Sweep, root: Path) -> Table:
+def tune_alone_table(sweep_: grid.Sweep, root: Path, model: str = "last") -> Table:
     """Table T.1: Table 4.1's layout for runs trained from scratch on the tune data alone."""
-    table = lambda_table("T.1", sweep_, root)
+    table = lambda_table("T.1", sweep_, root, model)
     trained = sweep_.entries[0].config["pretrain"]
     table.caption = (
         f"Table 4.1's rows trained on the tune data alone ({trained['dataset']} "
@@ -213,12 +221,12 @@ def _tune_label(config: dict) -> str:
     return objectives.label(config["tune"]["objective"], config["tune"]["beta"])
 
 
-def pretrain_tune_tables(sweep_: grid.Sweep, root: Path) -> list[Table]:
+def pretrain_tune_tables(sweep_: grid.Sweep, root: Path, model: str = "last") -> list[Table]:
     """Tables 5.1-5.4, one metric each: rows the tuning, columns the pretraining. The untuned
     row is measured on the tune data, as every other row (results.table_data)."""
     rows = [_tune_label(cell.config) for cell in sweep_.entries]
     columns = [_pretrain_label(cell.config) for cell in sweep_.entries]
-    finished = _finished(sweep_, root)
+    finished = _finished(sweep_, root, model)
     untuned = f"{UNTUNED} (untuned, on {results.table_data(sweep_.entries[0].config).dataset})"
     tables = []
     for index, key in enumerate(results.METRICS.values(), 1):
@@ -232,7 +240,7 @@ def pretrain_tune_tables(sweep_: grid.Sweep, root: Path) -> list[Table]:
     return tables
 
 
-def subset_table(sweep_: grid.Sweep, root: Path) -> Table:
+def subset_table(sweep_: grid.Sweep, root: Path, model: str = "last") -> Table:
     """Table 5.5: rows model and metric, columns the whole pretraining split and its sample."""
 
     def column(config: dict) -> str:
@@ -241,7 +249,7 @@ def subset_table(sweep_: grid.Sweep, root: Path) -> Table:
     models = [_MODELS_5_5[cell.config["pretrain"]["objective"]] for cell in sweep_.entries]
     rows = [f"{m} / {metric}" for m in dict.fromkeys(models) for metric in _METRICS_5_5]
     cells = {}
-    for cell, by_seed in _finished(sweep_, root):
+    for cell, by_seed in _finished(sweep_, root, model):
         model = _MODELS_5_5[cell.config["pretrain"]["objective"]]
         for metric, key in zip(_METRICS_5_5, results.METRICS.values()):
             cells[(f"{model} / {metric}", column(cell.config))] = _per_seed(by_seed, key)
@@ -285,10 +293,10 @@ def _by_objective(cells: list, objective: str) -> list:
     ]
 
 
-def regularizer_tables(sweep_: grid.Sweep, root: Path) -> list[Table]:
+def regularizer_tables(sweep_: grid.Sweep, root: Path, model: str = "last") -> list[Table]:
     """Per objective (TRADES, AR) and test metric: rows lambda, columns the distance in place of
     KL; lambda = 0 (robust optimization) has no distance and fills every column."""
-    finished = _finished(sweep_, root)
+    finished = _finished(sweep_, root, model)
     distances = list(dict.fromkeys(c.config["pretrain"]["regularizer"] for c in sweep_.entries))
     tables = []
     for objective in ("trades", "ar"):
@@ -308,6 +316,38 @@ def regularizer_tables(sweep_: grid.Sweep, root: Path) -> list[Table]:
     return tables
 
 
+def _recipe_label(config: dict) -> str:
+    """E.g. "TRADES 6.0 + AWP + EMA + held-out best": the objective and the options it ran."""
+    phase = config["pretrain"]
+    options = {"AWP": "awp_gamma", "EMA": "ema_decay", "held-out best": "hold_out"}
+    parts = [objectives.label(phase["objective"], phase["beta"])]
+    return " + ".join(parts + [name for name, field in options.items() if phase[field]])
+
+
+def recipe_table(sweep_: grid.Sweep, root: Path) -> Table:
+    """Table R.1: rows the runs' objective and options, columns the test accuracies of each
+    final model (results.MODEL_CHOICES) where some run has it."""
+    metrics = {
+        name: key
+        for name, key in (results.METRICS | results.OPTIONAL_METRICS).items()
+        if key.startswith("test/")
+    }
+    cells: dict[tuple[str, str], PerSeed] = {}
+    for model in results.MODEL_CHOICES:
+        for cell, by_seed in _finished(sweep_, root, model):
+            for name, key in metrics.items():
+                cells[(_recipe_label(cell.config), f"{name} ({model})")] = _per_seed(by_seed, key)
+    columns = [
+        f"{name} ({model})"
+        for model in results.MODEL_CHOICES
+        for name in metrics
+        if any(values for (_, c), values in cells.items() if c == f"{name} ({model})")
+    ]
+    rows = [_recipe_label(cell.config) for cell in sweep_.entries]
+    caption = "Each ingredient of the recipe alone and together, by final model"
+    return _grid_table("R.1", "Objective + options", cells, rows, columns, sweep_.seeds, caption)
+
+
 def pretrain_size(config: dict) -> int:
     """Examples the pretraining read: its subset, or (0) the whole split."""
     if config["pretrain"]["subset"]:
@@ -317,13 +357,13 @@ def pretrain_size(config: dict) -> int:
     )
 
 
-def pretrain_size_table(sweep_: grid.Sweep, root: Path) -> Table:
+def pretrain_size_table(sweep_: grid.Sweep, root: Path, model: str = "last") -> Table:
     """Rows the pretrain -> tune pair, columns the pretraining size: final adversarial test
     accuracy of the tuned model."""
     key = results.METRICS["Adv. Test"]
     cells = {
         (_pair_label(cell.config), f"{pretrain_size(cell.config):,}"): _per_seed(by_seed, key)
-        for cell, by_seed in _finished(sweep_, root)
+        for cell, by_seed in _finished(sweep_, root, model)
     }
     rows = [_pair_label(cell.config) for cell in sweep_.entries]
     sizes = sorted({pretrain_size(cell.config) for cell in sweep_.entries})
@@ -365,9 +405,11 @@ def _draw(axes, points: list[tuple[float, PerSeed]], seeds: int, style: str, **k
         axes.plot(*zip(*short), "o", mfc="white", color=color)
 
 
-def lambda_figures(sweep_: grid.Sweep, root: Path, out: Path, comparable: bool) -> list[Path]:
+def lambda_figures(
+    sweep_: grid.Sweep, root: Path, out: Path, comparable: bool, model: str = "last"
+) -> list[Path]:
     """Figures 4-1..4-4: each metric vs lambda, TRADES and AR, the thesis's values dashed."""
-    finished = _finished(sweep_, root)
+    finished = _finished(sweep_, root, model)
     reference = "thesis" if comparable else "thesis, CIFAR-10 reference"
     paths = []
     for index, (column, key) in enumerate(results.METRICS.items(), 1):
@@ -431,10 +473,12 @@ def _seeds_legend(axes, seeds: int) -> None:
     )
 
 
-def regularizer_figures(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path]:
+def regularizer_figures(
+    sweep_: grid.Sweep, root: Path, out: Path, model: str = "last"
+) -> list[Path]:
     """Per objective and test metric: accuracy vs lambda, one line per distance, each starting
     from the shared robust-optimization point at lambda = 0."""
-    finished = _finished(sweep_, root)
+    finished = _finished(sweep_, root, model)
     paths = []
     for objective in ("trades", "ar"):
         for column, kind in _TEST_METRICS:
@@ -464,11 +508,13 @@ def regularizer_figures(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path]
     return paths
 
 
-def pretrain_size_figure(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path]:
+def pretrain_size_figure(
+    sweep_: grid.Sweep, root: Path, out: Path, model: str = "last"
+) -> list[Path]:
     """Final adversarial test accuracy vs pretraining size, one line per pair."""
     key = results.METRICS["Adv. Test"]
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    finished = _finished(sweep_, root)
+    finished = _finished(sweep_, root, model)
     for label in dict.fromkeys(_pair_label(c.config) for c in sweep_.entries):
         points = [
             (pretrain_size(c.config), _per_seed(s, key))
@@ -489,10 +535,14 @@ def pretrain_size_figure(sweep_: grid.Sweep, root: Path, out: Path) -> list[Path
     return [_save(figure, out / "fig_pretrain_size.png")]
 
 
-def _write_tables(tables: list[Table], out: Path, root: Path, comparable: bool) -> list[Path]:
+def _write_tables(
+    tables: list[Table], out: Path, root: Path, comparable: bool, model: str | None
+) -> list[Path]:
+    """`model`: the final model the tables read (None: each column names its own)."""
     reference = "thesis" if comparable else "thesis's CIFAR-10 value (a reference: other data)"
+    which = f"; model: {results.MODEL_CHOICES[model]} ({model})" if model else ""
     legend = (
-        f"Runs under `{root}`. Each cell: ours, the mean ± standard deviation over n seeds, "
+        f"Runs under `{root}`{which}. Each cell: ours, the mean ± standard deviation over n seeds, "
         f"/ {reference}"
         + (" (ours − thesis)" if comparable else "")
         + "; — : no finished run; † : fewer finished seeds than asked (n = finished/asked)."
@@ -506,35 +556,42 @@ def _write_tables(tables: list[Table], out: Path, root: Path, comparable: bool) 
     return paths
 
 
-def tables(experiment: ModuleType, root: Path, seeds: int | None = None) -> list[Table]:
+def tables(
+    experiment: ModuleType, root: Path, seeds: int | None = None, model: str = "last"
+) -> list[Table]:
     """The tables of a table experiment (REPORT table_4_1, table_4_2, tune_alone, tables_5,
-    table_5_5, regularizers, pretrain_size)."""
+    table_5_5, regularizers, pretrain_size, recipe), of the runs' final `model`
+    (results.MODEL_CHOICES; the recipe table shows every model)."""
+    results.check_model_choice(model)
     sweep_ = grid.expand(experiment, root, seeds)
     if experiment.REPORT in ("table_4_1", "table_4_2"):
-        return [lambda_table(experiment.REPORT[-3:].replace("_", "."), sweep_, root)]
+        return [lambda_table(experiment.REPORT[-3:].replace("_", "."), sweep_, root, model)]
     if experiment.REPORT == "tune_alone":
-        return [tune_alone_table(sweep_, root)]
+        return [tune_alone_table(sweep_, root, model)]
     if experiment.REPORT == "tables_5":
-        return pretrain_tune_tables(sweep_, root)
+        return pretrain_tune_tables(sweep_, root, model)
     if experiment.REPORT == "table_5_5":
-        return [subset_table(sweep_, root)]
+        return [subset_table(sweep_, root, model)]
     if experiment.REPORT == "regularizers":
-        return regularizer_tables(sweep_, root)
+        return regularizer_tables(sweep_, root, model)
     if experiment.REPORT == "pretrain_size":
-        return [pretrain_size_table(sweep_, root)]
+        return [pretrain_size_table(sweep_, root, model)]
+    if experiment.REPORT == "recipe":
+        return [recipe_table(sweep_, root)]
     raise ValueError(f"REPORT {experiment.REPORT!r} has no tables.")
 
 
-_FIGURES: dict[str, Callable[[grid.Sweep, Path, Path, bool], list[Path]]] = {
+_FIGURES: dict[str, Callable[[grid.Sweep, Path, Path, bool, str], list[Path]]] = {
     "figures_4": lambda_figures,
-    "figures_5": lambda s, r, o, c: tuning_figures(s, r, o),
+    "figures_5": lambda s, r, o, c, m: tuning_figures(s, r, o),  # every epoch, not a final model
 }
 # Layouts beyond the thesis: tables and figures both.
-_BOTH: dict[str, Callable[[grid.Sweep, Path, Path], list[Path]]] = {
+_BOTH: dict[str, Callable[[grid.Sweep, Path, Path, str], list[Path]]] = {
     "regularizers": regularizer_figures,
     "pretrain_size": pretrain_size_figure,
 }
-LAYOUTS = ("table_4_1", "table_4_2", "tune_alone", "tables_5", "table_5_5", *_FIGURES, *_BOTH)
+_TABLES = ("table_4_1", "table_4_2", "tune_alone", "tables_5", "table_5_5", "recipe")
+LAYOUTS = (*_TABLES, *_FIGURES, *_BOTH)
 
 
 def comparable(experiment: ModuleType) -> bool:
@@ -548,10 +605,13 @@ def write_report(
     root: str | os.PathLike,
     out: str | os.PathLike,
     seeds: int | None = None,
+    model: str = "last",
 ) -> list[Path]:
     """Writes the experiment's tables or figures into `out`; returns their paths. `seeds`
-    overrides the experiment's SEEDS (the number of seeds each cell is asked to have)."""
+    overrides the experiment's SEEDS (the number of seeds each cell is asked to have); `model`
+    chooses the runs' final model (results.MODEL_CHOICES)."""
     root, out = Path(root), Path(out)
+    results.check_model_choice(model)
     if experiment.REPORT not in LAYOUTS:
         raise ValueError(f"Unknown REPORT {experiment.REPORT!r}; one of {', '.join(LAYOUTS)}.")
     sweep_ = grid.expand(experiment, root, seeds)
@@ -563,10 +623,12 @@ def write_report(
         )
     out.mkdir(parents=True, exist_ok=True)
     if experiment.REPORT in _FIGURES:
-        return _FIGURES[experiment.REPORT](sweep_, root, out, comparable(experiment))
-    paths = _write_tables(tables(experiment, root, seeds), out, root, comparable(experiment))
+        return _FIGURES[experiment.REPORT](sweep_, root, out, comparable(experiment), model)
+    found = tables(experiment, root, seeds, model)
+    named = None if experiment.REPORT == "recipe" else model
+    paths = _write_tables(found, out, root, comparable(experiment), named)
     if experiment.REPORT in _BOTH:
-        paths += _BOTH[experiment.REPORT](sweep_, root, out)
+        paths += _BOTH[experiment.REPORT](sweep_, root, out, model)
     if experiment.REPORT == "regularizers":
-        paths += distances.write_comparison(tables(experiment, root, seeds), out)
+        paths += distances.write_comparison(found, out)
     return paths

@@ -12,6 +12,13 @@ to replace the per-epoch PGD-20 numbers (on a sample of the training split) with
 evaluation, but only when its dataset, splits and PGD settings equal the run's; otherwise it
 is ignored with a warning naming it. An evaluation with `--attack=autoattack` of the table's
 test split at the run's eps and norm adds the AutoAttack accuracy (OPTIONAL_METRICS).
+
+A run trained with the recipe's options (docs/recipe.md) has up to three final models; which
+one the numbers describe is a MODEL_CHOICES key: the last epoch's weights, the best epoch by
+held-out robustness (its epoch's logged record, in `<last phase>/best/state.json`), or the
+weight average (its `ema_<label>/...` keys of the last record). Each has its own evaluation
+file (EVALUATION_FILES) that replaces its logged numbers, e.g. an evaluation of
+`<workdir>/tune/saved_model_best` written to `<workdir>/evaluation_best.json`.
 """
 
 import dataclasses
@@ -22,10 +29,21 @@ from pathlib import Path
 
 import ml_collections
 
-from tf_advreg.training import phases
+from tf_advreg.training import best_checkpoint, checkpoints, phases
 from tf_advreg.training.callbacks import read_metrics
 
 EVALUATION_FILE = "evaluation.json"
+# Which of a run's final models the numbers describe (tools.report --model_choice).
+MODEL_CHOICES = {
+    "last": "the last epoch's weights",
+    "best": "the best epoch by held-out robustness (hold_out > 0)",
+    "ema": "the weight average (ema_decay > 0)",
+}
+EVALUATION_FILES = {
+    "last": EVALUATION_FILE,
+    "best": "evaluation_best.json",
+    "ema": "evaluation_ema.json",
+}
 # The thesis's four columns and the metric keys behind them: <split role>/<kind>_accuracy.
 METRICS = {
     "Nat. Train": "train/natural_accuracy",
@@ -64,12 +82,37 @@ def _last_phase(config: dict) -> phases.Phase | None:
     return found[-1] if found else None
 
 
-def _logged_metrics(workdir: Path, config: dict) -> dict[str, float]:
-    """The last phase's last record, its keys renamed train/... and test/... for the labels
-    that measured the table data; other keys are dropped."""
+def check_model_choice(model: str) -> None:
+    if model not in MODEL_CHOICES:
+        raise ValueError(
+            f"Unknown model choice {model!r}; choose one of {', '.join(MODEL_CHOICES)}."
+        )
+
+
+def _model_record(phase_dir: Path, model: str, best_metric: str) -> tuple[dict, str]:
+    """The logged record describing `model` of the phase, and the prefix of its keys; ({}, "")
+    when the phase has no such model (yet). The best epoch's model is the network's, or its
+    average's when `best_metric` rates the average."""
+    if model == "best":
+        best = best_checkpoint.best_dir(phase_dir)
+        if not (best / "state.json").is_file():
+            return {}, ""
+        prefix = "ema_" if best_checkpoint.of_average(best_metric) else ""
+        return checkpoints.read_state(best)["metrics"], prefix
+    records = read_metrics(phase_dir / "metrics.jsonl")
+    return (records[-1] if records else {}), ("ema_" if model == "ema" else "")
+
+
+def _logged_metrics(workdir: Path, config: dict, model: str = "last") -> dict[str, float]:
+    """The last phase's record of `model` (MODEL_CHOICES), its keys renamed train/... and
+    test/... for the labels that measured the table data; other keys are dropped."""
     phase = _last_phase(config)
-    records = read_metrics(workdir / phase.name / "metrics.jsonl") if phase else []
-    if not records:
+    record, prefix = ({}, "")
+    if phase:
+        record, prefix = _model_record(
+            workdir / phase.name, model, phase.settings.get("best_metric", "")
+        )
+    if not record:
         return {}
     wanted = table_data(config)
     labels = {
@@ -82,9 +125,9 @@ def _logged_metrics(workdir: Path, config: dict) -> dict[str, float]:
     for role in ("train", "test"):
         label = labels.get((wanted.dataset, wanted.split(role)))
         for kind in ("natural", "adversarial"):
-            key = f"{label}/{kind}_accuracy"
-            if label and key in records[-1]:
-                metrics[f"{role}/{kind}_accuracy"] = records[-1][key]
+            key = f"{prefix}{label}/{kind}_accuracy"
+            if label and key in record:
+                metrics[f"{role}/{kind}_accuracy"] = record[key]
     return metrics
 
 
@@ -124,11 +167,15 @@ def _evaluation_metrics(path: Path, config: dict) -> dict[str, float]:
     return metrics
 
 
-def final_metrics(workdir: str | os.PathLike, config: dict) -> dict[str, float]:
-    """The final model's four metrics on its table data; {} when the run has none yet."""
+def final_metrics(
+    workdir: str | os.PathLike, config: dict, model: str = "last"
+) -> dict[str, float]:
+    """The four metrics of the run's final `model` (MODEL_CHOICES) on its table data; {} when
+    the run has none yet (or no such model)."""
+    check_model_choice(model)
     workdir = Path(workdir)
-    metrics = _logged_metrics(workdir, config)
-    evaluation = workdir / EVALUATION_FILE
+    metrics = _logged_metrics(workdir, config, model)
+    evaluation = workdir / EVALUATION_FILES[model]
     if evaluation.is_file():
         metrics = metrics | _evaluation_metrics(evaluation, config)
     return metrics

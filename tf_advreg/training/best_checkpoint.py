@@ -29,6 +29,21 @@ from tf_advreg import files
 from tf_advreg.training import checkpoints
 
 BEST = "best"  # the directory of the best epoch's checkpoint, in the phase directory
+HELDOUT = "heldout"  # the evaluation label of the held-out split (config field hold_out)
+# What may pick the best epoch (config field best_metric): the trained network's held-out
+# accuracies, or the weight average's (training/ema.py; then its average is the best model).
+METRICS = tuple(
+    f"{prefix}{HELDOUT}/{kind}_accuracy"
+    for prefix in ("", "ema_")
+    for kind in ("adversarial", "natural")
+)
+
+
+def of_average(metric: str) -> bool:
+    """Whether `metric` (one of METRICS) rates the weight average rather than the network."""
+    return metric.startswith("ema_")
+
+
 SAVED_MODEL = "saved_model_best"  # its export, beside the phase's saved_model
 
 

@@ -90,7 +90,9 @@ class PeriodicEvaluation(keras.callbacks.Callback):
     """Natural and PGD accuracy on each evaluation set every `every` epochs and at the end.
 
     `final_sets` replace sets of the same label at the final epoch, so that the epochs between
-    can read a sample while the final model is measured on the whole split.
+    can read a sample while the final model is measured on the whole split. `every_epoch_sets`
+    (the held-out split that picks the best epoch) are evaluated every epoch whatever `every`
+    says, and first, so their attacks' random starts do not depend on which others are due.
     """
 
     prefix = ""  # before each set's label in the logs
@@ -101,10 +103,12 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         every: int,
         final_epoch: int,
         final_sets: Mapping[str, EvalSet] | None = None,
+        every_epoch_sets: Mapping[str, EvalSet] | None = None,
     ):
         super().__init__()
         self.eval_sets = dict(eval_sets)
         self.final_sets = dict(final_sets or {})
+        self.every_epoch_sets = dict(every_epoch_sets or {})
         self.every = every
         self.final_epoch = final_epoch
 
@@ -116,12 +120,12 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         return self.model
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.due(epoch):
-            return
-        sets = self.eval_sets
-        if epoch + 1 == self.final_epoch:
-            sets = sets | self.final_sets
-        for label, eval_set in sets.items():
+        sets = {}
+        if self.due(epoch):
+            sets = self.eval_sets
+            if epoch + 1 == self.final_epoch:
+                sets = sets | self.final_sets
+        for label, eval_set in (self.every_epoch_sets | sets).items():
             results = self.evaluated_model().evaluate(eval_set.batches, verbose=0, return_dict=True)
             label = self.prefix + label
             logs.update({f"{label}/{name}": float(value) for name, value in results.items()})

@@ -4,6 +4,8 @@ A phase resumes from its newest intact checkpoint; the tune phase starts from th
 phase's final weights with a fresh optimizer, and may change dataset and objective. Every phase
 ends with a SavedModel export. Outputs per phase, in `<workdir>/<phase>/`:
   checkpoints/epoch_NNNN/  tensorboard/  metrics.jsonl  config.json  saved_model/
+and with the recipe's options (docs/recipe.md): saved_model_ema/ (ema_decay > 0), best/ and
+saved_model_best/ (hold_out > 0).
 """
 
 import dataclasses
@@ -20,7 +22,7 @@ import tensorflow as tf
 from tf_advreg import data, export, files, models
 from tf_advreg.attacks import AttackSettings
 from tf_advreg.objectives import AdversarialModel, objective_class
-from tf_advreg.training import callbacks, checkpoints, head, schema
+from tf_advreg.training import awp, best_checkpoint, callbacks, checkpoints, ema, head, schema
 from tf_advreg.training.strategy import barrier, is_chief, task_name
 from tf_advreg.xla import resolve_jit_compile
 
@@ -46,14 +48,37 @@ def phases_from_config(config: ml_collections.ConfigDict) -> list[Phase]:
     ]
 
 
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """`schedule`'s rate times (step + 1) / warmup_steps over the first `warmup_steps` steps:
+    a linear rise to the schedule, whose own curve (decay points, cosine) is unchanged."""
+
+    def __init__(self, schedule, warmup_steps: int):
+        self.schedule = schedule
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step):
+        rate = self.schedule(step) if callable(self.schedule) else self.schedule
+        rise = tf.minimum(1.0, tf.cast(step + 1, tf.float32) / self.warmup_steps)
+        return rate * rise
+
+    def get_config(self):
+        return {"schedule": self.schedule, "warmup_steps": self.warmup_steps}
+
+
 def learning_rate_schedule(
-    kind: str, base: float, total_steps: int
+    kind: str, base: float, total_steps: int, warmup_steps: int = 0
 ) -> float | keras.optimizers.schedules.LearningRateSchedule:
-    """step: x0.1 at 50% and 75% of the phase (Madry / TRADES); cosine; or constant.
+    """step: x0.1 at 50% and 75% of the phase (Madry / TRADES); cosine; or constant; with
+    `warmup_steps`, rising linearly to it first (LinearWarmup).
 
     The schedule is a function of the optimizer's step counter, so the compiled step reads the
     current rate without retracing, and a resumed run continues the same curve.
     """
+    schedule = _decay(kind, base, total_steps)
+    return LinearWarmup(schedule, warmup_steps) if warmup_steps > 0 else schedule
+
+
+def _decay(kind: str, base: float, total_steps: int):
     if kind == "constant" or total_steps <= 0:
         return base
     if kind == "step":
@@ -116,7 +141,8 @@ def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]
     """
 
     def load(name: str, split: str, subset: int) -> callbacks.EvalSet:
-        size = data.split_size(name, split, _data_dir(config))
+        hold_out = _hold_out(phase, name, split)
+        size = data.split_size(name, split, _data_dir(config)) - hold_out
         if subset >= size:
             subset = 0
         batches = data.load(
@@ -127,6 +153,7 @@ def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]
             data_dir=_data_dir(config),
             subset=_subset(subset),
             seed=config.seed,
+            hold_out=hold_out,
         )
         return callbacks.EvalSet(shard_by_example(batches), subset or size)
 
@@ -138,10 +165,33 @@ def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]
             size = 0  # the final model reads the whole test split
         sampled = label in sets and sets[label].num_examples < data.split_size(
             dataset, split, _data_dir(config)
-        )
+        ) - _hold_out(phase, dataset, split)
         if label in FINAL_ONLY or (size == 0 and sampled):
             final_sets[label] = load(dataset, split, size)
     return sets, final_sets
+
+
+def _hold_out(phase: Phase, dataset: str, split: str) -> int:
+    """Examples of `dataset:split` the phase sets aside: its hold_out, for its own training
+    split only; the training and its evaluation read the rest."""
+    own = (dataset, split) == (phase.settings.dataset, phase.settings.split)
+    return phase.settings.hold_out if own else 0
+
+
+def heldout_set(config, phase: Phase) -> callbacks.EvalSet:
+    """The phase's held-out examples (`hold_out`, class-balanced, the same for every seed),
+    evaluated every epoch to pick the best one."""
+    settings = phase.settings
+    batches = data.load(
+        settings.dataset,
+        settings.split,
+        batch_size=config.batch_size,
+        training=False,
+        data_dir=_data_dir(config),
+        hold_out=settings.hold_out,
+        held_out=True,
+    )
+    return callbacks.EvalSet(shard_by_example(batches), settings.hold_out)
 
 
 def network_args(config, dataset_info: data.DatasetInfo) -> dict:
@@ -235,24 +285,25 @@ def run_phase(
     if start is not None:
         args = _inherit_architecture(start, args)
     with strategy.scope():
-        model = build_model(config, phase, args, phase.settings.epochs * steps_per_epoch)
+        model = build_model(config, phase, args, steps_per_epoch)
         # Every worker resumes from the chief's checkpoints (a shared filesystem on a cluster).
         initial_epoch = restore(model, workdir / phase.name, start, config.seed)
     record = {"phase": {"name": phase.name, **phase.settings.to_dict()}, **config.to_dict()}
     files.write_text(phase_dir / "config.json", json.dumps(record, indent=2))
     if initial_epoch < phase.settings.epochs:
         fit(config, phase, model, phase_dir, args, initial_epoch, steps_per_epoch, strategy)
-    export_phase(model.network, args, phase_dir)
+    export_phase(model, args, phase_dir, best_checkpoint.of_average(phase.settings.best_metric))
     barrier(strategy)  # the next phase's workers read the chief's checkpoints
     records = callbacks.read_metrics(phase_dir / "metrics.jsonl")
     return records[-1] if records else {}
 
 
 def _steps_per_epoch(config, phase: Phase) -> int:
-    """Whole batches per epoch of the phase's training data (its subset when it has one)."""
+    """Whole batches per epoch of the phase's training data (its subset when it has one,
+    else its split less the held-out examples)."""
     settings = phase.settings
-    size = _subset(settings.subset) or data.split_size(
-        settings.dataset, settings.split, _data_dir(config)
+    size = _subset(settings.subset) or (
+        data.split_size(settings.dataset, settings.split, _data_dir(config)) - settings.hold_out
     )
     if size < config.batch_size:
         raise ValueError(
@@ -262,20 +313,28 @@ def _steps_per_epoch(config, phase: Phase) -> int:
     return size // config.batch_size
 
 
-def build_model(config, phase: Phase, network_args: dict, total_steps: int) -> AdversarialModel:
+def build_model(config, phase: Phase, network_args: dict, steps_per_epoch: int) -> AdversarialModel:
     """The phase's objective around a fresh network, compiled with its optimizer (call it in
     the strategy's scope)."""
     settings = phase.settings
+    rate = learning_rate_schedule(
+        config.lr_schedule,
+        settings.lr,
+        settings.epochs * steps_per_epoch,
+        settings.lr_warmup_epochs * steps_per_epoch,
+    )
     model = objective_class(settings.objective)(
         models.build(**network_args),
         attack=phase.attack,
         beta=settings.beta,
         regularizer=settings.regularizer,
         weight_decay=config.weight_decay,
+        awp_gamma=settings.awp_gamma,
+        ema_decay=settings.ema_decay,
         seed=config.seed,
     )
     optimizer = keras.optimizers.SGD(
-        learning_rate_schedule(config.lr_schedule, settings.lr, total_steps),
+        rate,
         momentum=config.momentum,
         nesterov=config.nesterov,
     )
@@ -288,11 +347,12 @@ def build_model(config, phase: Phase, network_args: dict, total_steps: int) -> A
 
 
 def restore(model: AdversarialModel, phase_dir: Path, start: Path | None, seed: int) -> int:
-    """The epoch the phase continues after: its newest checkpoint's (weights and optimizer),
-    else 0, from `start`'s weights when it has one (the optimizer starts fresh; a start with
-    another class count gives its body and a new classifier drawn from `seed`)."""
+    """The epoch the phase continues after: its newest checkpoint's (weights, optimizer and
+    weight average), else 0, from `start`'s weights when it has one (the optimizer and the
+    average start fresh; a start with another class count gives its body and a new classifier
+    drawn from `seed`)."""
     network = model.network
-    state = checkpoints.restore_latest(phase_dir, network, model.optimizer)
+    state = checkpoints.restore_latest(phase_dir, network, model.optimizer, model.weight_average)
     if state is not None:
         return state["epoch"]
     if start is not None:
@@ -328,12 +388,23 @@ def fit(
         augment=config.augment,
         start_epoch=initial_epoch,
         num_epochs=max(settings.epochs - initial_epoch, 1),
+        hold_out=settings.hold_out,
     )
     sample_images, sample_labels = next(iter(eval_sets["test"].batches))
+    every_epoch_sets = {}
+    if settings.hold_out:
+        every_epoch_sets[best_checkpoint.HELDOUT] = heldout_set(config, phase)
+    evaluation = (eval_sets, config.eval.every, settings.epochs, final_sets, every_epoch_sets)
     fit_callbacks = [
         callbacks.StopOnNonFiniteLoss(),
         callbacks.Throughput(config.batch_size),
-        callbacks.PeriodicEvaluation(eval_sets, config.eval.every, settings.epochs, final_sets),
+        callbacks.PeriodicEvaluation(*evaluation),
+    ]
+    if model.weight_average is not None:
+        fit_callbacks.append(callbacks.AveragedEvaluation(*evaluation))
+    if settings.awp_gamma:
+        fit_callbacks.append(awp.AwpWarmup(settings.awp_gamma, settings.awp_warmup_epochs))
+    fit_callbacks += [
         callbacks.MetricsLog(phase_dir / "metrics.jsonl", phase.name, initial_epoch),
         callbacks.TensorBoardLog(
             phase_dir / "tensorboard",
@@ -344,11 +415,15 @@ def fit(
         callbacks.EpochCheckpoint(
             phase_dir, network_args, config.keep_checkpoints if is_chief(strategy) else 1
         ),
-        callbacks.EpochSummary(phase.name, settings.epochs),
     ]
+    if settings.hold_out:  # after the checkpoint it copies
+        fit_callbacks.append(
+            best_checkpoint.BestCheckpoint(phase_dir, settings.best_metric, initial_epoch)
+        )
+    fit_callbacks.append(callbacks.EpochSummary(phase.name, settings.epochs))
     print(
-        f"{phase.name}: {settings.objective} (beta {settings.beta}{_distance(phase)}) on "
-        f"{settings.dataset}:{settings.split}"
+        f"{phase.name}: {settings.objective} (beta {settings.beta}{_distance(phase)}"
+        f"{_recipe(phase)}) on {settings.dataset}:{settings.split}"
         f", epochs {initial_epoch + 1}..{settings.epochs}, {steps_per_epoch} steps each",
         flush=True,
     )
@@ -363,17 +438,41 @@ def fit(
     )
 
 
-def export_phase(network: keras.Model, network_args: dict, phase_dir: Path) -> None:
-    """The SavedModel of the phase's final weights, exported in float32, as a checkpoint is
-    rebuilt for evaluation: the same numbers."""
-    exported = checkpoints.float32_network(network_args)
-    exported.set_weights(network.get_weights())
-    export.export_saved_model(exported, phase_dir / "saved_model")
+def export_phase(
+    model: AdversarialModel, network_args: dict, phase_dir: Path, best_averaged: bool = False
+) -> None:
+    """The SavedModels of the phase, in float32, as a checkpoint is rebuilt for evaluation (the
+    same numbers): the final weights; their average (ema_decay > 0); the best epoch's network,
+    or its average with `best_averaged` (hold_out > 0)."""
+    networks = {"saved_model": model.network}
+    if model.weight_average is not None:
+        networks[ema.SAVED_MODEL] = model.weight_average.network
+    for name, network in networks.items():
+        exported = checkpoints.float32_network(network_args)
+        exported.set_weights(network.get_weights())
+        export.export_saved_model(exported, phase_dir / name)
+    best = best_checkpoint.best_dir(phase_dir)
+    if checkpoints.is_checkpoint(best):
+        exported = checkpoints.build_network(best, averaged=best_averaged)
+        export.export_saved_model(exported, phase_dir / best_checkpoint.SAVED_MODEL)
 
 
 def _distance(phase: Phase) -> str:
     regularizer = phase.settings.regularizer
     return "" if regularizer == "kl" else f", {regularizer}"
+
+
+def _recipe(phase: Phase) -> str:
+    """The recipe's options in the phase's start line, e.g. ", AWP 0.005 from epoch 10"."""
+    settings = phase.settings
+    parts = []
+    if settings.awp_gamma:
+        parts.append(f"AWP {settings.awp_gamma:g} from epoch {settings.awp_warmup_epochs + 1}")
+    if settings.ema_decay:
+        parts.append(f"EMA {settings.ema_decay:g}")
+    if settings.hold_out:
+        parts.append(f"best of {settings.hold_out} held out")
+    return "".join(f", {part}" for part in parts)
 
 
 def _inherit_architecture(checkpoint: Path, args: dict) -> dict:
@@ -405,4 +504,7 @@ def _hparams(config, phase: Phase) -> dict:
         "epochs": settings.epochs,
         "width": config.model.width,
         "seed": config.seed,
+        "awp_gamma": float(settings.awp_gamma),
+        "ema_decay": float(settings.ema_decay),
+        "hold_out": settings.hold_out,
     }

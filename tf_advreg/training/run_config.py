@@ -14,7 +14,7 @@ from tf_advreg.attacks import AttackSettings
 from tf_advreg.data import augment
 from tf_advreg.errors import SLOT, FieldError
 from tf_advreg.objectives import objective_class
-from tf_advreg.training import legacy, schema
+from tf_advreg.training import best_checkpoint, legacy, schema
 from tf_advreg.training.strategy import STRATEGIES
 from tf_advreg.xla import resolve_jit_compile
 
@@ -139,11 +139,29 @@ def _validate_phase(name: str, phase: ml_collections.ConfigDict) -> None:
         f"{SLOT} {phase.regularizer!r} applies to {' and '.join(objectives.regularized())} "
         f"only; set it to kl for {name}.objective {phase.objective!r}.",
     )
-    for field in ("epochs", "subset"):
+    fields = ("epochs", "subset", "lr_warmup_epochs", "awp_gamma", "awp_warmup_epochs", "hold_out")
+    for field in fields:
         _require_field(
             phase[field] >= 0, f"{name}.{field}", f"{SLOT} must be >= 0, got {phase[field]}."
         )
     _require_field(phase.lr > 0, f"{name}.lr", f"{SLOT} must be > 0, got {phase.lr}.")
+    _require_field(
+        0 <= phase.ema_decay < 1,
+        f"{name}.ema_decay",
+        f"{SLOT} must be in [0, 1) (0: no weight averaging), got {phase.ema_decay}.",
+    )
+    _require_field(
+        phase.best_metric in best_checkpoint.METRICS,
+        f"{name}.best_metric",
+        f"Unknown {SLOT} {phase.best_metric!r}; choose one of "
+        f"{', '.join(best_checkpoint.METRICS)}.",
+    )
+    _require_field(
+        not best_checkpoint.of_average(phase.best_metric) or phase.ema_decay > 0,
+        f"{name}.best_metric",
+        f"{SLOT} {phase.best_metric!r} rates the weight average; set {name}.ema_decay > 0 or "
+        "choose a metric of the network.",
+    )
 
 
 def _check_eval_sets(config: ml_collections.ConfigDict) -> None:
@@ -185,20 +203,34 @@ def _check_data(config: ml_collections.ConfigDict) -> None:
             with _checking(path):
                 data.split_size(phase.dataset, schema.get(config, path), data_dir)
         size = data.split_size(phase.dataset, phase.split, data_dir)
+        if phase.hold_out:
+            _require_field(
+                phase.hold_out < size,
+                f"{name}.hold_out",
+                f"{SLOT} {phase.hold_out} leaves none of the {size} examples of "
+                f"{phase.dataset}:{phase.split} to train on; choose at most {size - 1} (0: off).",
+            )
+            size -= phase.hold_out
         if phase.subset:
             _require_field(
                 phase.subset <= size,
                 f"{name}.subset",
                 f"{SLOT} {phase.subset} exceeds the {size} examples of "
-                f"{phase.dataset}:{phase.split}; choose at most {size} (0: all).",
+                f"{phase.dataset}:{phase.split}{_after_hold_out(phase)}; choose at most {size} "
+                "(0: all).",
             )
             size = phase.subset
         _require_field(
             config.batch_size <= size,
             "batch_size",
             f"{SLOT} {config.batch_size} exceeds the {size} training examples of "
-            f"{phase.dataset}:{phase.split}; choose a batch_size <= {size}.",
+            f"{phase.dataset}:{phase.split}{_after_hold_out(phase)}; choose a batch_size <= "
+            f"{size}.",
         )
+
+
+def _after_hold_out(phase) -> str:
+    return f" left after hold_out={phase.hold_out}" if phase.hold_out else ""
 
 
 def config_differences(saved: dict, current: dict) -> list[str]:

@@ -63,11 +63,43 @@ PHASE = {
     ),
     "epochs": Field(100, "Epochs of the phase.", resumable=True),
     "lr": Field(0.1, "Initial learning rate of the phase."),
+    "lr_warmup_epochs": Field(
+        0,
+        "Epochs over which the phase's learning rate rises linearly to lr_schedule's (0: none).",
+    ),
     "init_checkpoint": Field(
         "",
         "Checkpoint the phase starts from (empty: the previous phase's last checkpoint, or "
         "fresh weights for the first phase); another class count keeps its body and gets a "
         "new classifier.",
+    ),
+    # Beyond the thesis: the recipe of docs/recipe.md. 0 turns each off; the defaults train
+    # exactly as without them.
+    "awp_gamma": Field(
+        0.0,
+        "Adversarial weight perturbation's relative size gamma per layer (Wu et al. 2020; their "
+        "CIFAR-10 TRADES value 5e-3, robopt 1e-2); 0: off.",
+    ),
+    "awp_warmup_epochs": Field(
+        0,
+        "Epochs at the phase's start trained without AWP (TRADES-AWP: 9, AWP from epoch 10).",
+    ),
+    "ema_decay": Field(
+        0.0,
+        "Decay of an exponential moving average of the weights, evaluated as ema_<set>/* and "
+        "exported as saved_model_ema (e.g. 0.999); 0: off.",
+    ),
+    "hold_out": Field(
+        0,
+        "Examples of the training split set aside, class-balanced and the same for every seed, "
+        "evaluated with PGD every epoch as heldout/*; the best epoch by best_metric is kept in "
+        "best/ and exported as saved_model_best (Rice et al. 2020: 1000 on CIFAR-10); 0: off.",
+    ),
+    "best_metric": Field(
+        "heldout/adversarial_accuracy",
+        "What picks the best epoch when hold_out > 0: heldout/adversarial_accuracy or "
+        "heldout/natural_accuracy of the network, or ema_heldout/... of its weight average "
+        "(ema_decay > 0; saved_model_best then exports that epoch's average).",
     ),
     # Unset fields take config.attack's value: a phase changes only what it names.
     "attack": {
