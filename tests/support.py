@@ -1,9 +1,14 @@
 """Helpers shared by test files: tiny data, and running the command-line tools."""
 
+import contextlib
+import io
+import logging
 import os
+import runpy
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +43,45 @@ def run_tool(
         text=True,
         timeout=timeout,
         preexec_fn=preexec_fn,
+    )
+
+
+def run_tool_in_process(tool: str, *args: str) -> subprocess.CompletedProcess:
+    """Runs `python -m tools.<tool>` inside this process, answering as `run_tool` does.
+
+    It spares the bad-input checks a TensorFlow start each. The tool's flags are defined afresh
+    and removed again; an uncaught exception comes back as a traceback on stderr with exit
+    status 1, as from a real process. Keep some run_tool checks for what only a process shows.
+    """
+    from absl import app, flags
+
+    app.define_help_flags()  # once per process in app.run: keep them across runs
+    known_flags, was_parsed = set(flags.FLAGS), flags.FLAGS.is_parsed()
+    saved_argv, saved_handlers = sys.argv, list(logging.root.handlers)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    logging.root.addHandler(logging.StreamHandler(stderr))
+    sys.argv = [f"tools/{tool}.py", *args]
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            runpy.run_module(f"tools.{tool}", run_name="__main__", alter_sys=True)
+        returncode = 0
+    except SystemExit as stop:  # as the interpreter ends: a message goes to stderr, status 1
+        returncode = stop.code or 0
+        if not isinstance(stop.code, int | None):
+            print(stop.code, file=stderr)
+            returncode = 1
+    except Exception:
+        traceback.print_exc(file=stderr)
+        returncode = 1
+    finally:
+        sys.argv, logging.root.handlers = saved_argv, saved_handlers
+        for name in set(flags.FLAGS) - known_flags:
+            delattr(flags.FLAGS, name)
+        flags.FLAGS.unparse_flags()
+        if was_parsed:
+            flags.FLAGS.mark_as_parsed()
+    return subprocess.CompletedProcess(
+        ["tools." + tool, *args], returncode, stdout.getvalue(), stderr.getvalue()
     )
 
 

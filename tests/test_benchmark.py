@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import assert_one_line_error, run_tool
+from support import assert_one_line_error, run_tool_in_process
 
 from tf_advreg import benchmarking, objectives
 from tf_advreg.attacks import AttackSettings
@@ -103,7 +103,7 @@ def test_cli_reports_every_field_positive_with_and_without_xla(tmp_path):
     ],
 )
 def test_bad_input_is_one_line_before_any_timing(flag, message, tmp_path):
-    result = run_tool("benchmark", "--objectives=natural", flag.format(tmp=tmp_path))
+    result = run_tool_in_process("benchmark", "--objectives=natural", flag.format(tmp=tmp_path))
     assert_one_line_error(result, message)
     assert result.stdout == ""
 

@@ -2,7 +2,7 @@
 
 import keras
 import pytest
-from support import assert_one_line_error, run_tool
+from support import assert_one_line_error, run_tool_in_process
 
 from tf_advreg.models import resnet18
 from tf_advreg.training import checkpoints
@@ -35,7 +35,7 @@ def _files(path):
 )
 def test_an_output_overlapping_the_source_is_refused_even_with_overwrite(run, checkpoint, output):
     before = _files(run)
-    result = run_tool(
+    result = run_tool_in_process(
         "export", f"--checkpoint={run / checkpoint}", f"--output={run / output}", "--overwrite"
     )
     assert_one_line_error(result, "overlaps the checkpoint being exported")

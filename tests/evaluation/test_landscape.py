@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.support import assert_one_line_error, run_tool
+from tests.support import assert_one_line_error, run_tool, run_tool_in_process
 from tf_advreg.evaluation import landscape
 from tf_advreg.export import export_saved_model
 from tf_advreg.models import resnet18
@@ -148,7 +148,7 @@ def test_cli_writes_png_and_json_with_progress(saved_model, tmp_path):
 )
 def test_cli_bad_values_are_one_line_errors_and_write_nothing(saved_model, tmp_path, flag, message):
     out = tmp_path / "out"
-    result = run_tool(
+    result = run_tool_in_process(
         "landscape", f"--model={saved_model}", "--dataset=digits", flag, f"--output_dir={out}"
     )
     assert_one_line_error(result, message)

@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from support import assert_one_line_error, run_tool
+from support import assert_one_line_error, run_tool, run_tool_in_process
 
 from tf_advreg.experiments import claims, grid, report, statistics, thesis
 
@@ -215,6 +215,6 @@ def test_the_report_tool_writes_the_claims_table(replication, tmp_path):
 
 
 def test_claims_need_an_output_directory(tmp_path):
-    result = run_tool("report", f"--claims={tmp_path}")
+    result = run_tool_in_process("report", f"--claims={tmp_path}")
     assert_one_line_error(result, "--claims reads each file's own root: pass --out and no --root.")
     assert not any(tmp_path.iterdir())

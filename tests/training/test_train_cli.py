@@ -15,6 +15,7 @@ from support import (
     TINY_TRAINING,
     assert_one_line_error,
     run_tool,
+    run_tool_in_process,
     wait_for_first_checkpoint,
 )
 
@@ -24,6 +25,11 @@ from tf_advreg.xla import resolve_jit_compile
 
 def train(workdir, *args, timeout=600):
     return run_tool("train", f"--workdir={workdir}", *TINY_TRAINING, *args, timeout=timeout)
+
+
+def train_in_process(workdir, *args):
+    """`train` without a new process: for bad input, refused before any training."""
+    return run_tool_in_process("train", f"--workdir={workdir}", *TINY_TRAINING, *args)
 
 
 def snapshot(directory: Path) -> dict:
@@ -155,7 +161,7 @@ def test_rerun_with_more_epochs_continues_at_the_next_epoch(finished_run, tmp_pa
 def test_bad_input_is_one_line_and_leaves_the_workdir_alone(finished_run, args, message):
     workdir, _ = finished_run
     before = snapshot(workdir)
-    result = train(workdir, *args, timeout=120)
+    result = train_in_process(workdir, *args)
     assert_one_line_error(result, message)
     assert snapshot(workdir) == before
 
