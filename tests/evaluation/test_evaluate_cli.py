@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from support import assert_one_line_error
+from support import assert_one_line_error, run_tool_in_process
 
 from tf_advreg.evaluation import models, report, runner
 from tf_advreg.export import export_saved_model
@@ -167,8 +167,8 @@ def test_bad_model_path_is_one_line_without_traceback(tmp_path):
 
 def test_robustbench_json_needs_autoattack(tmp_path):
     card = tmp_path / "card.json"
-    result = _command(
-        "tools.evaluate", "--model=/nonexistent", "--attack=pgd", f"--robustbench_json={card}"
+    result = run_tool_in_process(
+        "evaluate", "--model=/nonexistent", "--attack=pgd", f"--robustbench_json={card}"
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
@@ -229,7 +229,7 @@ def test_an_unusable_output_path_is_refused_before_the_evaluation(workdir, tmp_p
         (tmp_path / "file" / "x.json", f"{tmp_path / 'file'} is not a directory"),
     ]:
         flags = ["--dataset=digits", "--subset=20", "--attack=natural", "--jit_compile=false"]
-        result = _command("tools.evaluate", f"--model={workdir}", f"--output={output}", *flags)
+        result = run_tool_in_process("evaluate", f"--model={workdir}", f"--output={output}", *flags)
         assert_one_line_error(result, message)
         assert "accuracy" not in result.stdout  # nothing was evaluated
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
@@ -242,7 +242,7 @@ def test_a_truncated_checkpoint_is_named_and_the_other_epochs_evaluated(workdir,
     weights.write_bytes(weights.read_bytes()[:1000])
     output = tmp_path / "series.json"
     flags = ["--dataset=digits", "--subset=20", "--attack=natural", "--jit_compile=false"]
-    result = _command("tools.evaluate", f"--checkpoints={phase}", f"--output={output}", *flags)
+    result = run_tool_in_process("evaluate", f"--checkpoints={phase}", f"--output={output}", *flags)
     assert_one_line_error(result, f"could not load {weights.parent} (")
     doc = json.loads(output.read_text())
     jsonschema.validate(doc, report.schema())
@@ -322,8 +322,8 @@ def test_cli_writes_example_grids_and_an_eps_curve_for_two_models(workdir, tmp_p
 )
 def test_bad_eps_curve_is_one_line_and_writes_nothing(workdir, tmp_path, flags, message):
     prefix = tmp_path / "curve"
-    result = _command(
-        "tools.evaluate",
+    result = run_tool_in_process(
+        "evaluate",
         f"--model={workdir}",
         "--dataset=digits",
         f"--eps_curve_output={prefix}",
