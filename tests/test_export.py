@@ -10,9 +10,10 @@ from tf_advreg.training import checkpoints
 NETWORK_ARGS = dict(num_classes=10, width=2, input_shape=(8, 8, 1))
 
 
-@pytest.fixture
-def run(tmp_path):
-    """A workdir holding one pretrain checkpoint."""
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A workdir holding one pretrain checkpoint (each test checks that it stays untouched)."""
+    tmp_path = tmp_path_factory.mktemp("export")
     network = resnet18(**NETWORK_ARGS)
     optimizer = keras.optimizers.SGD(0.1)
     optimizer.build(network.trainable_variables)

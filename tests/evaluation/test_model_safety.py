@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 import tensorflow as tf
-from support import assert_one_line_error, run_tool
+from support import assert_one_line_error, run_tool_in_process
 
 from tf_advreg.evaluation import model_safety, models, runner
 from tf_advreg.export import export_saved_model
@@ -53,7 +53,9 @@ def test_a_model_that_writes_a_file_is_refused_unless_trusted(file_writer):
 
 def test_the_cli_names_the_op_in_one_line(file_writer):
     path, target = file_writer
-    result = run_tool("evaluate", f"--model={path}", "--dataset=digits", "--attack=natural")
+    result = run_tool_in_process(
+        "evaluate", f"--model={path}", "--dataset=digits", "--attack=natural"
+    )
     assert_one_line_error(result, "contains the op WriteFile")
     assert "--trust_model" in result.stderr
     assert not target.exists()
