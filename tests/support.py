@@ -57,9 +57,9 @@ def run_tool_in_process(tool: str, *args: str) -> subprocess.CompletedProcess:
 
     app.define_help_flags()  # once per process in app.run: keep them across runs
     known_flags, was_parsed = set(flags.FLAGS), flags.FLAGS.is_parsed()
-    saved_argv, saved_handlers = sys.argv, list(logging.root.handlers)
+    saved_argv, saved_handlers, saved_level = sys.argv, logging.root.handlers, logging.root.level
     stdout, stderr = io.StringIO(), io.StringIO()
-    logging.root.addHandler(logging.StreamHandler(stderr))
+    logging.root.handlers = [*saved_handlers, logging.StreamHandler(stderr)]
     sys.argv = [f"tools/{tool}.py", *args]
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
@@ -75,6 +75,7 @@ def run_tool_in_process(tool: str, *args: str) -> subprocess.CompletedProcess:
         returncode = 1
     finally:
         sys.argv, logging.root.handlers = saved_argv, saved_handlers
+        logging.root.setLevel(saved_level)
         for name in set(flags.FLAGS) - known_flags:
             delattr(flags.FLAGS, name)
         flags.FLAGS.unparse_flags()
