@@ -276,8 +276,8 @@ def test_eps_curve_runs_each_attack_at_each_eps_and_eps_0_is_natural(workdir):
 
 def test_cli_writes_example_grids_and_an_eps_curve_for_two_models(workdir, tmp_path):
     last = workdir / "pretrain" / "checkpoints" / "epoch_0002"
-    result = _command(
-        "tools.evaluate",
+    result = run_tool_in_process(
+        "evaluate",
         f"--model={workdir},{last}",
         "--dataset=digits",
         "--subset=20",

@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from support import assert_one_line_error, run_tool, run_tool_in_process
+from support import assert_one_line_error, run_tool_in_process
 
 from tf_advreg.experiments import claims, grid, report, statistics, thesis
 
@@ -202,7 +202,7 @@ def test_the_experiment_files_read_table_4_1_at_thesis_scale_and_t_1_on_digits()
 
 def test_the_report_tool_writes_the_claims_table(replication, tmp_path):
     out = tmp_path / "out"
-    result = run_tool("report", f"--claims={replication}", f"--out={out}")
+    result = run_tool_in_process("report", f"--claims={replication}", f"--out={out}")
     assert result.returncode == 0, result.stderr
     markdown = (out / "claims.md").read_text()
     assert "| Claim | Statistic | Thesis | Ours | Verdict |" in markdown

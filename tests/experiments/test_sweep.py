@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from support import run_tool
+from support import run_tool_in_process
 
 from tf_advreg.experiments import grid, results, sweep
 from tf_advreg.training import run_config, schema
@@ -196,7 +196,7 @@ def test_dry_run_lists_each_run_with_its_status_and_command(tmp_path, fabricate)
 
 
 def test_the_sweep_tool_lists_every_cell_and_seed(tmp_path):
-    result = run_tool(
+    result = run_tool_in_process(
         "sweep",
         "--config=configs/digits/table_4_1.py",
         "--seeds=2",
