@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import run_tool
+from support import run_tool, run_tool_in_process
 
 from configs import digits_demo
 from tf_advreg.experiments import grid, results, sweep
@@ -92,7 +92,7 @@ def test_it_resumes_for_more_epochs_and_is_evaluated_by_the_tools(tmp_path):
     trained = run_tool("train", *flags, "--pretrain_epochs=2", f"--workdir={workdir}")
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "epochs 2..2" in trained.stdout  # resumed, not restarted
-    evaluated = run_tool(
+    evaluated = run_tool_in_process(
         "evaluate",
         f"--model={workdir}",
         "--dataset=digits",
