@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 import pytest
-from support import ROOT, run_tool_in_process
+from support import ROOT
 
 RUNBOOK = ROOT / "docs" / "gpu.md"
 _BLOCK = re.compile(r"```sh\n(.*?)```", re.DOTALL)
@@ -46,7 +46,14 @@ def _tool_commands(text: str) -> list[list[str]]:
 
 
 def _defined_flags(tool: str) -> set[str]:
-    help_text = run_tool_in_process(tool.removeprefix("tools."), "--helpfull").stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", tool, "--helpfull"],
+        cwd=ROOT,
+        env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
     return set(re.findall(r"^\s+--(?:\[no\])?([\w.]+):", help_text, re.MULTILINE))
 
 
