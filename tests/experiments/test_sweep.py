@@ -214,7 +214,7 @@ def test_the_sweep_tool_lists_every_cell_and_seed(tmp_path):
 
 
 def test_the_tune_alone_sweep_lists_table_4_1s_rows_of_the_tunings(tmp_path):
-    result = run_tool(
+    result = run_tool_in_process(
         "sweep", "--config=configs/digits/tune_alone.py", "--dry_run", f"--root={tmp_path}"
     )
     assert result.returncode == 0, result.stderr
