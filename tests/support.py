@@ -27,6 +27,21 @@ TINY_TRAINING = (
     "--jit_compile=false",
 )
 
+# The same idea as config overrides, for in-process phases: a two-epoch pretraining on 200
+# digits, no tuning.
+TINY_PRETRAINING = {
+    "tune.dataset": "",
+    "pretrain.subset": 200,
+    "pretrain.epochs": 2,
+    "model.width": 4,
+    "batch_size": 100,
+    "attack.steps": 1,
+    "attack.eval_steps": 1,
+    "eval.train_subset": 50,
+    "eval.test_subset": 100,
+    "jit_compile": "false",
+}
+
 
 def run_tool(
     tool: str, *args: str, timeout: float = 600, preexec_fn=None

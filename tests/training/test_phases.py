@@ -1,6 +1,7 @@
 """A training phase's evaluation: a fixed test sample each epoch, the whole split at the end."""
 
 import tensorflow as tf
+from support import TINY_PRETRAINING
 
 from configs import digits_demo
 from tf_advreg import data
@@ -9,21 +10,7 @@ from tf_advreg.training import callbacks, legacy, phases
 
 def test_epochs_read_a_test_sample_and_the_final_epoch_the_whole_split(tmp_path):
     config = digits_demo.get_config()
-    legacy.override(
-        config,
-        {
-            "tune.dataset": "",
-            "pretrain.subset": 200,
-            "pretrain.epochs": 2,
-            "model.width": 4,
-            "batch_size": 100,
-            "attack.steps": 1,
-            "attack.eval_steps": 1,
-            "eval.train_subset": 50,
-            "eval.test_subset": 100,
-            "jit_compile": "false",
-        },
-    )
+    legacy.override(config, TINY_PRETRAINING)
     (phase,) = phases.phases_from_config(config)
 
     phases.run_phase(config, phase, tmp_path, tf.distribute.get_strategy())

@@ -10,6 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import TINY_PRETRAINING
 
 from configs import digits_demo
 from tf_advreg import data, export, models
@@ -27,24 +28,12 @@ from tf_advreg.training import (
     schema,
 )
 
-TINY = {
-    "tune.dataset": "",
-    "pretrain.subset": 200,
-    "pretrain.epochs": 2,
-    "model.width": 4,
-    "batch_size": 100,
-    "attack.steps": 1,
-    "attack.eval_steps": 1,
-    "eval.train_subset": 50,
-    "eval.test_subset": 100,
-    "jit_compile": "false",
-}
 RECIPE = {"awp_gamma": 5e-3, "awp_warmup_epochs": 1, "ema_decay": 0.9, "hold_out": 100}
 
 
 def _config(overrides: dict):
     config = digits_demo.get_config()
-    legacy.override(config, TINY | overrides)
+    legacy.override(config, TINY_PRETRAINING | overrides)
     run_config.validate(config)
     return config
 
