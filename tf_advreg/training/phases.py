@@ -140,9 +140,12 @@ def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]
     splits, so the final model's test accuracy is the full split's, and the tune data.
     """
 
+    def available(name: str, split: str) -> int:
+        """The examples an evaluation of `name:split` may read: all but the held-out ones."""
+        return data.split_size(name, split, _data_dir(config)) - _hold_out(phase, name, split)
+
     def load(name: str, split: str, subset: int) -> callbacks.EvalSet:
-        hold_out = _hold_out(phase, name, split)
-        size = data.split_size(name, split, _data_dir(config)) - hold_out
+        size = available(name, split)
         if subset >= size:
             subset = 0
         batches = data.load(
@@ -153,7 +156,7 @@ def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]
             data_dir=_data_dir(config),
             subset=_subset(subset),
             seed=config.seed,
-            hold_out=hold_out,
+            hold_out=_hold_out(phase, name, split),
         )
         return callbacks.EvalSet(shard_by_example(batches), subset or size)
 
@@ -163,9 +166,7 @@ def _eval_sets(config, phase: Phase) -> tuple[dict[str, callbacks.EvalSet], ...]
     for label, (dataset, split, size) in sources.items():
         if split == config.eval.test_split:
             size = 0  # the final model reads the whole test split
-        sampled = label in sets and sets[label].num_examples < data.split_size(
-            dataset, split, _data_dir(config)
-        ) - _hold_out(phase, dataset, split)
+        sampled = label in sets and sets[label].num_examples < available(dataset, split)
         if label in FINAL_ONLY or (size == 0 and sampled):
             final_sets[label] = load(dataset, split, size)
     return sets, final_sets
