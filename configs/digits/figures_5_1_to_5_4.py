@@ -8,4 +8,4 @@ SEEDS = base.SEEDS
 
 
 def get_config():
-    return base.chapter5(every_checkpoint=True)
+    return base.chapter5(per_epoch=True)

@@ -10,7 +10,7 @@ REPORT = "figures_5"
 
 
 def get_config():
-    return base.chapter5(every_checkpoint=True)
+    return base.chapter5(per_epoch=True)
 
 
 def get_sweep() -> list[dict]:

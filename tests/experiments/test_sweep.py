@@ -113,8 +113,13 @@ def test_table_5_5_samples_the_pretraining_and_shares_the_full_runs_with_figures
     assert {run.name for run in figures} < set(table)
     for run in figures:  # the same run: only a field a workdir may change on resume differs
         assert run_config.config_differences(table[run.name].config, run.config) == []
-        differing = {k for k, v in run.config.items() if table[run.name].config[k] != v}
-        assert differing == {"keep_checkpoints"} and schema.FIELDS["keep_checkpoints"].resumable
+        differing = {
+            path
+            for path, value in schema.flatten(run.config).items()
+            if schema.flatten(table[run.name].config)[path] != value
+        }
+        assert differing == {"keep_checkpoints", "eval.every"}
+        assert all(schema.FIELDS[path].resumable for path in differing)
     assert table["ar1-sub50000-seed0"].config["pretrain"]["subset"] == 50_000
     assert table["ar1-sub50000__ar5-seed0"].needs == "ar1-sub50000-seed0"
 
@@ -235,6 +240,27 @@ def test_a_workdir_of_another_config_stops_the_sweep(tmp_path, fabricate):
     assert sweep.status(run, tmp_path) is sweep.Status.CONFLICT
     with pytest.raises(RuntimeError, match="another config"):
         sweep.run_all([run], "configs/digits/table_4_1.py", tmp_path, lambda args: 0)
+
+
+def test_a_tables_run_that_a_figure_needs_evaluated_every_epoch_stops_the_figures_sweep(
+    tmp_path, fabricate
+):
+    """Tables evaluate the final epoch only; a run they share with Figures 5-x trained by the
+    table's sweep first lacks the figure's per-epoch curve, and must not count as finished."""
+    table = {run.name: run for run in grid.expand(load("digits/table_5_5.py"), tmp_path).runs}
+    figures = grid.expand(load("digits/figures_5_1_to_5_4.py"), tmp_path).runs
+    shared = figures[-1]
+    assert table[shared.name].config["eval"]["every"] == 0
+    assert shared.config["eval"]["every"] == 1
+    fabricate(tmp_path, table[shared.name])
+    assert sweep.status(table[shared.name], tmp_path) is sweep.Status.FINISHED
+    assert sweep.status(shared, tmp_path) is sweep.Status.UNDER_EVALUATED
+    with pytest.raises(RuntimeError, match="evaluating fewer epochs .* another --root"):
+        sweep.run_all([shared], "configs/digits/figures_5_1_to_5_4.py", tmp_path, lambda a: 0)
+
+    other_root = tmp_path / "figures_first"  # the other order: the table reads the figure's
+    fabricate(other_root, shared)
+    assert sweep.status(table[shared.name], other_root) is sweep.Status.FINISHED
 
 
 def test_a_failed_run_stops_the_sweep(tmp_path):

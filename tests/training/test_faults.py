@@ -20,6 +20,7 @@ from support import (
 
 from tf_advreg.models import resnet18
 from tf_advreg.training import checkpoints
+from tf_advreg.training.callbacks import read_metrics
 
 ARGS = {"num_classes": 3, "width": 2, "input_shape": [8, 8, 1], "mean": [0.5], "std": [0.25]}
 PRETRAIN_ONLY = ("--tune_dataset=", "--pretrain_subset=300")
@@ -74,9 +75,14 @@ def _one_cpu() -> None:
 DETERMINISTIC = ("--tune_dataset=", "--pretrain_epochs=2", "--seed=3", "--deterministic")
 
 
-def _deterministic_run(workdir, preexec_fn=None):
+def _deterministic_run(workdir, *flags, preexec_fn=None):
     result = run_tool(
-        "train", f"--workdir={workdir}", *TINY_TRAINING, *DETERMINISTIC, preexec_fn=preexec_fn
+        "train",
+        f"--workdir={workdir}",
+        *TINY_TRAINING,
+        *DETERMINISTIC,
+        *flags,
+        preexec_fn=preexec_fn,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -113,8 +119,9 @@ def uninterrupted(tmp_path_factory):
     return reference
 
 
-def assert_some_pair_identical(make_candidate, reference) -> None:
-    """One of up to two candidate runs is bit-identical to one of up to two reference runs.
+def assert_some_pair_identical(make_candidate, reference) -> tuple:
+    """One of up to two candidate runs is bit-identical to one of up to two reference runs;
+    returns that (candidate, reference) pair.
 
     TensorFlow on some CPUs, very rarely, changes a bit between two identical --deterministic
     runs (seen twice: once one element by 1 ulp, once early enough that the tiny network, which
@@ -125,11 +132,12 @@ def assert_some_pair_identical(make_candidate, reference) -> None:
     """
     candidates = [make_candidate(0)]
     if _identical(candidates[0], reference(0)):
-        return
+        return candidates[0], reference(0)
     candidates.append(make_candidate(1))
     references = [reference(0), reference(1)]
-    if any(_identical(c, r) for c in candidates for r in references):
-        return
+    for pair in ((c, r) for c in candidates for r in references):
+        if _identical(*pair):
+            return pair
     differences = [_largest_difference(c, r) for c in candidates for r in references]
     pytest.fail(f"no candidate run equals a reference run; largest differences {differences}")
 
@@ -160,6 +168,30 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted)
         return killed
 
     assert_some_pair_identical(killed_and_resumed, uninterrupted)
+
+
+def test_evaluating_only_the_final_epoch_changes_neither_the_weights_nor_its_numbers(
+    tmp_path, uninterrupted
+):
+    """Tables evaluate only the final epoch (configs/thesis/base.chapter5), Figures 5-x every
+    epoch: a run both share must give the table the same model and numbers either way."""
+
+    def final_only(index: int):
+        workdir = tmp_path / f"final_only{index}"
+        _deterministic_run(workdir, "--eval_every=0")
+        return workdir
+
+    candidate, reference = assert_some_pair_identical(final_only, uninterrupted)
+
+    def evaluations(workdir) -> list[dict]:
+        records = read_metrics(workdir / "pretrain" / "metrics.jsonl")
+        return [
+            {k: v for k, v in r.items() if k.split("/")[0] in ("test", "train")} for r in records
+        ]
+
+    first, final = evaluations(candidate)
+    assert not first and final
+    assert final == evaluations(reference)[-1]
 
 
 @pytest.mark.slow

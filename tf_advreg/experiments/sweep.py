@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tf_advreg import files
 from tf_advreg.experiments.grid import Run
-from tf_advreg.training.callbacks import read_metrics
+from tf_advreg.training.callbacks import evaluation_due, read_metrics
 from tf_advreg.training.run_config import config_differences
 from tf_advreg.training.schema import PHASES
 
@@ -26,6 +26,9 @@ class Status(enum.Enum):
     PARTIAL = "partial"  # started: the same command resumes it
     FINISHED = "finished"
     CONFLICT = "conflict"  # the workdir holds a run of another config
+    # finished, but evaluated at fewer epochs than the config asks for (a table's run that a
+    # figure needs too: chapter 5's tables evaluate only the final epoch)
+    UNDER_EVALUATED = "under-evaluated"
 
 
 def phase_epochs(config: dict) -> dict[str, int]:
@@ -37,9 +40,20 @@ def phase_epochs(config: dict) -> dict[str, int]:
     }
 
 
+def _lacks_evaluations(records: list[dict], every: int, epochs: int) -> bool:
+    """Whether an evaluation `eval.every` asks for is missing from a phase's records; `test`
+    is in every evaluation (schema.EVAL["sets"])."""
+    evaluated = {
+        record["epoch"] for record in records if any(key.startswith("test/") for key in record)
+    }
+    due = {epoch for epoch in range(1, epochs + 1) if evaluation_due(epoch, every, epochs)}
+    return not due <= evaluated
+
+
 def status(run: Run, root: str | os.PathLike) -> Status:
-    """Finished when every phase has its SavedModel and a metrics line for its last epoch. A
-    config.json in the flat layout of the first releases is read in the nested one."""
+    """Finished when every phase has its SavedModel, a metrics line for its last epoch and the
+    evaluations its config asks for. A config.json in the flat layout of the first releases
+    is read in the nested one."""
     workdir = Path(root) / run.name
     saved_path = workdir / "config.json"
     if not saved_path.is_file():
@@ -52,6 +66,10 @@ def status(run: Run, root: str | os.PathLike) -> Status:
         exported = (workdir / phase / "saved_model" / "saved_model.pb").is_file()
         if not exported or not records or records[-1]["epoch"] < epochs:
             return Status.PARTIAL
+    for phase, epochs in phase_epochs(run.config).items():
+        records = read_metrics(workdir / phase / "metrics.jsonl")
+        if _lacks_evaluations(records, run.config["eval"]["every"], epochs):
+            return Status.UNDER_EVALUATED
     return Status.FINISHED
 
 
@@ -110,6 +128,12 @@ def run_all(
             continue
         if state is Status.CONFLICT:
             raise RuntimeError(f"{Path(root) / run.name} holds a run of another config.")
+        if state is Status.UNDER_EVALUATED:
+            raise RuntimeError(
+                f"{Path(root) / run.name} was trained evaluating fewer epochs than "
+                f"{config_path} asks for (eval.every); sweep this experiment under another "
+                "--root, or sweep it before the experiments that share its runs."
+            )
         returncode = execute(command(run, config_path, root, python=sys.executable))
         if returncode != 0:
             raise RuntimeError(f"Run {run.name} failed (exit status {returncode}).")

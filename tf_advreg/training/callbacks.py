@@ -86,6 +86,11 @@ class EvalSet:
     num_examples: int
 
 
+def evaluation_due(epoch: int, every: int, final_epoch: int) -> bool:
+    """Whether `eval.every` evaluates (1-based) `epoch`: each every-th, and always the last."""
+    return epoch == final_epoch or (every > 0 and epoch % every == 0)
+
+
 class PeriodicEvaluation(keras.callbacks.Callback):
     """Natural and PGD accuracy on each evaluation set every `every` epochs and at the end.
 
@@ -113,8 +118,7 @@ class PeriodicEvaluation(keras.callbacks.Callback):
         self.final_epoch = final_epoch
 
     def due(self, epoch: int) -> bool:
-        done = epoch + 1
-        return done == self.final_epoch or (self.every > 0 and done % self.every == 0)
+        return evaluation_due(epoch + 1, self.every, self.final_epoch)
 
     def evaluated_model(self) -> keras.Model:
         return self.model
