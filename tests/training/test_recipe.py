@@ -1,8 +1,9 @@
 """The recipe's config fields (awp_gamma, ema_decay, hold_out) in the training pipeline: off by
 default and then training exactly as without them; on, through pretrain -> tune with a cosine
-schedule, exporting the last, averaged and best models; and resumed exactly."""
+schedule, exporting the last, averaged and best models, and resumed exactly."""
 
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -95,7 +96,7 @@ def _outputs(path, images) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_all_three_through_pretrain_and_tune_with_a_cosine_schedule(tmp_path, capsys):
+def test_all_three_through_pretrain_and_tune_with_a_cosine_schedule_and_a_resume(tmp_path, capsys):
     phase_fields = {f"{p}.{k}": v for p in schema.PHASES for k, v in RECIPE.items()}
     config = _config(
         phase_fields
@@ -108,7 +109,8 @@ def test_all_three_through_pretrain_and_tune_with_a_cosine_schedule(tmp_path, ca
             "tune.best_metric": "ema_heldout/adversarial_accuracy",  # the best average
         }
     )
-    _train(config, tmp_path)
+    whole = tmp_path / "whole"
+    _train(config, whole)
 
     out = capsys.readouterr().out
     assert "AWP 0.005 from epoch 2, EMA 0.9, best of 100 held out" in out
@@ -116,7 +118,7 @@ def test_all_three_through_pretrain_and_tune_with_a_cosine_schedule(tmp_path, ca
     assert "on digits:tune, epochs 1..2, 2 steps each" in out
     images = next(iter(data.load("digits", "test", batch_size=8, training=False)))[0]
     for phase in schema.PHASES:
-        phase_dir = tmp_path / phase
+        phase_dir = whole / phase
         records = callbacks.read_metrics(phase_dir / "metrics.jsonl")
         assert [r["heldout/num_examples"] for r in records] == [100, 100]
         assert ["ema_heldout/adversarial_accuracy" in r for r in records] == [True, True]
@@ -138,31 +140,46 @@ def test_all_three_through_pretrain_and_tune_with_a_cosine_schedule(tmp_path, ca
             np.testing.assert_allclose(
                 _outputs(phase_dir / name, images), network(images), rtol=1e-5, atol=1e-4
             )
-    assert json.loads((tmp_path / "tune" / "config.json").read_text())["phase"]["hold_out"] == 100
+    assert json.loads((whole / "tune" / "config.json").read_text())["phase"]["hold_out"] == 100
+    _assert_a_resumed_tuning_ends_where_the_whole_one_did(
+        config, whole, tmp_path / "resumed", capsys
+    )
 
 
-@pytest.mark.slow
-def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
-    """Weights, optimizer, weight average and the best epoch: one epoch, then a re-run to two,
-    equals two epochs in one go."""
-    fields = {f"pretrain.{k}": v for k, v in RECIPE.items()} | {"eval.every": 0}
-    _train(_config(fields), tmp_path / "whole")
-    _train(_config(fields | {"pretrain.epochs": 1}), tmp_path / "resumed")
-    _train(_config(fields), tmp_path / "resumed")
+def _assert_a_resumed_tuning_ends_where_the_whole_one_did(config, whole, resumed, capsys):
+    """A run killed after the tuning's first epoch, then re-run: the weights, optimizer, weight
+    average and best epoch of the uninterrupted run."""
+    shutil.copytree(whole, resumed)
+    tune = resumed / "tune"
+    shutil.rmtree(checkpoints.checkpoint_dir(tune, 2))
+    for exported in tune.glob("saved_model*"):
+        shutil.rmtree(exported)
+    if checkpoints.read_state(best_checkpoint.best_dir(tune))["epoch"] == 2:
+        shutil.rmtree(best_checkpoint.best_dir(tune))  # written after epoch 2's checkpoint
+    keras.utils.set_random_seed(config.seed)
+    phases.run_phase(
+        config, phases.phases_from_config(config)[1], resumed, tf.distribute.get_strategy()
+    )
+    assert "epochs 2..2" in capsys.readouterr().out  # resumed, not trained again
 
-    whole, resumed = tmp_path / "whole" / "pretrain", tmp_path / "resumed" / "pretrain"
     for averaged in (False, True):
         a, b = (
-            checkpoints.build_network(checkpoints.checkpoint_dir(d, 2), averaged=averaged)
+            checkpoints.build_network(checkpoints.checkpoint_dir(d / "tune", 2), averaged=averaged)
             for d in (whole, resumed)
         )
         for x, y in zip(_weights(a), _weights(b)):
             np.testing.assert_array_equal(x, y)
-    states = [checkpoints.read_state(best_checkpoint.best_dir(d)) for d in (whole, resumed)]
+    for name in ("optimizer.npz",):
+        a, b = (np.load(checkpoints.checkpoint_dir(d / "tune", 2) / name) for d in (whole, resumed))
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])
+    states = [
+        checkpoints.read_state(best_checkpoint.best_dir(d / "tune")) for d in (whole, resumed)
+    ]
     for state in states:
         del state["metrics"]["examples_per_second"]  # the one timing
     assert states[0] == states[1]
-    logged = [callbacks.read_metrics(d / "metrics.jsonl") for d in (whole, resumed)]
+    logged = [callbacks.read_metrics(d / "tune" / "metrics.jsonl") for d in (whole, resumed)]
     for key in ("heldout/adversarial_accuracy", "ema_heldout/adversarial_accuracy"):
         assert [r[key] for r in logged[0]] == [r[key] for r in logged[1]]
 
