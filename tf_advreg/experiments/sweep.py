@@ -66,8 +66,6 @@ def status(run: Run, root: str | os.PathLike) -> Status:
         exported = (workdir / phase / "saved_model" / "saved_model.pb").is_file()
         if not exported or not records or records[-1]["epoch"] < epochs:
             return Status.PARTIAL
-    for phase, epochs in phase_epochs(run.config).items():
-        records = read_metrics(workdir / phase / "metrics.jsonl")
         if _lacks_evaluations(records, run.config["eval"]["every"], epochs):
             return Status.UNDER_EVALUATED
     return Status.FINISHED
