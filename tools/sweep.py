@@ -42,7 +42,7 @@ def main(argv):
         if _DRY_RUN.value:
             print(sweep.describe(runs, _CONFIG.value, root))
         elif _EMIT.value:
-            pending = [run for run in runs if sweep.status(run, root) is not sweep.Status.FINISHED]
+            pending = sweep.pending(runs, _CONFIG.value, root)
             for path in sweep.write_commands(pending, _CONFIG.value, root, _EMIT.value):
                 print(f"Wrote {path} ({len(pending)} of {len(runs)} runs unfinished).")
         else:

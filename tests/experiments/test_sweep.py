@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from support import run_tool_in_process
+from support import assert_one_line_error, run_tool_in_process
 
 from tf_advreg.experiments import grid, results, sweep
 from tf_advreg.training import run_config, schema
@@ -257,6 +257,13 @@ def test_a_tables_run_that_a_figure_needs_evaluated_every_epoch_stops_the_figure
     assert sweep.status(shared, tmp_path) is sweep.Status.UNDER_EVALUATED
     with pytest.raises(RuntimeError, match="evaluating fewer epochs .* another --root"):
         sweep.run_all([shared], "configs/digits/figures_5_1_to_5_4.py", tmp_path, lambda a: 0)
+    emitted = tmp_path / "jobs.txt"
+    result = run_tool_in_process(
+        "sweep", "--config=configs/digits/figures_5_1_to_5_4.py", f"--root={tmp_path}",
+        f"--emit={emitted}",
+    )  # fmt: skip
+    assert_one_line_error(result, f"{tmp_path / shared.name} was trained evaluating fewer")
+    assert not emitted.exists()
 
     other_root = tmp_path / "figures_first"  # the other order: the table reads the figure's
     fabricate(other_root, shared)

@@ -112,6 +112,27 @@ def select(runs: Sequence[Run], only: str) -> list[Run]:
     return [run for run in runs if run.name in chosen]
 
 
+def check_trainable(run: Run, state: Status, config_path: str, root: str | os.PathLike) -> None:
+    """Raises when training `run` cannot give what the experiment needs: its workdir holds
+    another config's run, or a finished run that lacks evaluations."""
+    if state is Status.CONFLICT:
+        raise RuntimeError(f"{Path(root) / run.name} holds a run of another config.")
+    if state is Status.UNDER_EVALUATED:
+        raise RuntimeError(
+            f"{Path(root) / run.name} was trained evaluating fewer epochs than "
+            f"{config_path} asks for (eval.every); sweep this experiment under another "
+            "--root, or sweep it before the experiments that share its runs."
+        )
+
+
+def pending(runs: Sequence[Run], config_path: str, root: str | os.PathLike) -> list[Run]:
+    """The unfinished runs, for --emit; raises (check_trainable) before any is written."""
+    states = [(run, status(run, root)) for run in runs]
+    for run, state in states:
+        check_trainable(run, state, config_path, root)
+    return [run for run, state in states if state is not Status.FINISHED]
+
+
 def run_all(
     runs: Sequence[Run],
     config_path: str,
@@ -124,14 +145,7 @@ def run_all(
         print(f"[{index}/{len(runs)}] {run.name}: {state.value}", flush=True)
         if state is Status.FINISHED:
             continue
-        if state is Status.CONFLICT:
-            raise RuntimeError(f"{Path(root) / run.name} holds a run of another config.")
-        if state is Status.UNDER_EVALUATED:
-            raise RuntimeError(
-                f"{Path(root) / run.name} was trained evaluating fewer epochs than "
-                f"{config_path} asks for (eval.every); sweep this experiment under another "
-                "--root, or sweep it before the experiments that share its runs."
-            )
+        check_trainable(run, state, config_path, root)
         returncode = execute(command(run, config_path, root, python=sys.executable))
         if returncode != 0:
             raise RuntimeError(f"Run {run.name} failed (exit status {returncode}).")
