@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from support import ROOT, TINY_TRAINING, run_tool
 
-from tf_advreg.training import checkpoints
+from tf_advreg.training import checkpoints, head
 
 MULTI_WORKER = (
     *TINY_TRAINING,
@@ -146,17 +146,19 @@ def test_two_workers_train_in_lockstep_and_a_killed_one_stops_the_other_until_a_
 
 
 @pytest.mark.slow
-def test_two_workers_match_one_device_with_weight_decay(tmp_path):
-    """Each worker adds its share of the decay: two workers take the single-device step.
+def test_two_workers_take_the_one_device_step_on_its_crops_with_weight_decay(tmp_path):
+    """One step of natural training, synchronized BatchNorm, crop + flip and weight decay:
+    every BatchNorm moving statistic (which reads the step's images) and the classifier (which
+    also reads the decay, each worker adding its share) match one device to float rounding.
 
-    One step of natural training with synchronized BatchNorm and no augmentation, so that
-    nothing else (per-replica attack starts, batch statistics) separates the two runs.
+    Not the body's weights: a ReLU whose input lies within float rounding of 0 passes its
+    gradient in one run and not in the other (docs/distributed.md, measured 2.3e-3 here).
     """
     flags = (
         *(f for f in MULTI_WORKER if not f.startswith("--pretrain_subset")),
         "--pretrain_subset=100",
         "--pretrain_objective=natural",
-        "--augment=none",
+        "--augment=default",
         "--weight_decay=0.05",
         "--eval_every=0",
     )
@@ -171,5 +173,11 @@ def test_two_workers_match_one_device_with_weight_decay(tmp_path):
         checkpoints.build_network(checkpoints.checkpoint_dir(tmp_path / run / "pretrain", 1))
         for run in ("workers", "single")
     )
-    for a, b in zip(workers.trainable_weights, one_device.trainable_weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+    for a, b in zip(*(_outside_relu_gradients(n) for n in (workers, one_device))):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5, err_msg=b.path)
+
+
+def _outside_relu_gradients(network) -> list:
+    """The weights whose one-step values no ReLU's gradient enters: the moving statistics
+    (of the forward pass alone) and the classifier (of the features and the logits)."""
+    return [*network.non_trainable_weights, *network.get_layer(head.HEAD).weights]
