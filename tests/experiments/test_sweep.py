@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from support import assert_one_line_error, run_tool_in_process
 
+from tf_advreg import data
 from tf_advreg.experiments import grid, results, sweep
 from tf_advreg.training import run_config, schema
 from tf_advreg.training.callbacks import read_metrics
@@ -357,3 +358,18 @@ def test_a_tiny_sweep_trains_the_pretraining_once_then_tunes_from_it(tmp_path):
     final = results.final_metrics(root / "trades1-seed0", runs[0].config)
     assert final["train/natural_accuracy"] == untuned["tune_train/natural_accuracy"]
     assert final["test/natural_accuracy"] == untuned["test/natural_accuracy"]  # digits: shared
+
+
+def test_the_same_steps_size_grid_pretrains_every_sample_as_long_as_the_whole_split(tmp_path):
+    """Only the number of distinct images changes along its curve, not the training's length."""
+    experiment = load("digits/pretrain_size_same_steps.py")
+    runs = grid.expand(experiment, tmp_path).runs
+    assert len(runs) == 2 * 15 * 3
+    pretrainings = [run.config["pretrain"] for run in runs if not run.needs]
+    whole = data.split_size("digits", "pretrain")
+    steps = {
+        (p["subset"] or whole) // experiment.get_config().batch_size * p["epochs"]
+        for p in pretrainings
+    }
+    assert steps == {152, 153, 150, 154}  # 19 x 8 for all 997; 1 x 152, 3 x 51, 6 x 25, 11 x 14
+    assert experiment.get_config().workdir != load("digits/table_5_5.py").get_config().workdir
