@@ -17,6 +17,7 @@ Table R.1 shows every run's last, averaged and best model side by side
 Scaled from the CIFAR-10 settings (configs/thesis/recipe.py) to 20 epochs of 25 steps:
 - awp_gamma: the authors' 1e-2 for robust optimization, 5e-3 for TRADES (and AR, which
   trains on the same KL term); their TRADES-AWP starts AWP after 9 of 200 epochs: 1 of 20 here.
+  At this scale 1e-2 keeps robust optimization from training (docs/recipe.md: measured).
 - ema_decay 0.99: an average over ~100 steps (4 epochs); 0.999 would outlast the run.
 - hold_out 100 (10 per class, 8 % of 1297): CIFAR-10's 1,000 of 50,000 would be 26 images,
   too few to rank epochs by.

@@ -1,5 +1,6 @@
-"""Adversarial weight perturbation: the step against a float64 reference, off means today's
-step bit for bit, and two replicas take the one-device step."""
+"""Adversarial weight perturbation: the step against a float64 reference, consecutive steps
+against the authors' perturb-and-restore, off means today's step bit for bit, and two replicas
+take the one-device step."""
 
 import dataclasses
 
@@ -88,6 +89,70 @@ def _train(name, strategy=None, epochs=1, gamma_value=None, jit_compile=False, *
         model.awp_gamma.assign(gamma_value)
     model.fit(dataset, epochs=epochs, verbose=0, shuffle=False)
     return [w.numpy() for w in model.network.weights]
+
+
+def _perturb_and_restore(name, gamma):
+    """The objective `name` with AWP as csdongxian/AWP's utils_awp.py steps: an ascent gradient
+    whose BatchNorm statistics are thrown away, w + v written into the variables, the gradient
+    taken there, w restored, then the update (weight decay on w, as ours). Eager."""
+
+    class PerturbAndRestore(objectives.objective_class(name)):
+        def train_step(self, data):
+            images, labels = data
+            images_adv = self.attack(images, labels)
+            network = self.network
+            kernels = [w for w in network.trainable_variables if len(w.shape) >= 2]
+
+            def loss():
+                logits_nat = network(images, training=True) if name == "trades" else None
+                logits_adv = network(images_adv, training=True)
+                return tf.reduce_mean(self.training_loss(logits_nat, logits_adv, labels))
+
+            statistics = [s.numpy() for s in network.non_trainable_variables]
+            with tf.GradientTape() as tape:
+                ascent = loss()
+            gradients = tape.gradient(ascent, kernels)
+            for s, value in zip(network.non_trainable_variables, statistics):
+                s.assign(value)
+            weights = [w.numpy() for w in kernels]
+            for w, g in zip(kernels, gradients):
+                w.assign_add(gamma * tf.norm(w) / tf.norm(g) * g)
+            with tf.GradientTape() as tape:
+                descent = loss()
+            gradients = tape.gradient(descent, network.trainable_variables)
+            for w, value in zip(kernels, weights):
+                w.assign(value)
+            gradients = [
+                g + self.weight_decay * w for g, w in zip(gradients, network.trainable_variables)
+            ]
+            self.optimizer.apply_gradients(zip(gradients, network.trainable_variables))
+            return {"loss": descent}
+
+    return PerturbAndRestore
+
+
+@pytest.mark.parametrize("name", ["robopt", "trades"])
+def test_consecutive_steps_match_perturb_and_restore(name):
+    """Eight steps (momentum, weight decay, BatchNorm statistics) agree with the authors' way
+    of perturbing: no v left in the weights or carried into the next step. x' is the random
+    start alone: PGD's sign steps would turn float rounding into a different x'."""
+    images, labels = separable_images(32, seed=3)
+    settings = dict(beta=1.0, weight_decay=0.05, attack=dataclasses.replace(ATTACK, steps=0))
+
+    def train(model):
+        model.fit(images, labels, batch_size=8, epochs=2, verbose=0, shuffle=False)
+        return [w.numpy() for w in model.network.weights]
+
+    ours = objectives.objective_class(name)(_small_convnet(4), awp_gamma=0.05, **settings)
+    ours.compile(optimizer=keras.optimizers.SGD(0.2, momentum=0.9), jit_compile=False)
+    reference = _perturb_and_restore(name, 0.05)(_small_convnet(4), **settings)
+    reference.compile(optimizer=keras.optimizers.SGD(0.2, momentum=0.9), run_eagerly=True)
+    plain = objectives.objective_class(name)(_small_convnet(4), **settings)
+    plain.compile(optimizer=keras.optimizers.SGD(0.2, momentum=0.9), jit_compile=False)
+    want, got, unperturbed = train(reference), train(ours), train(plain)
+    assert any(not np.allclose(p, w, atol=1e-3) for p, w in zip(unperturbed, want))
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["robopt", "trades"])
