@@ -52,14 +52,15 @@ def test_each_choice_reads_its_model_and_the_legend_names_it(tmp_path, fabricate
         "Adv. Test (best) | Nat. Test (ema) | Adv. Test (ema) |"
     ) in markdown
     assert (
-        "| TRADES 5.0 + AWP + EMA + held-out best | 0.8000 ± 0.0000 (n=3) | 0.5000 ± 0.0000 "
+        "| TRADES 5.0 + AWP 0.001 + EMA + held-out best | 0.8000 ± 0.0000 (n=3) | 0.5000 ± 0.0000 "
         "(n=3) | 0.8200 ± 0.0000 (n=3) | 0.5200 ± 0.0000 (n=3) | 0.8100 ± 0.0000 (n=3) | "
         "0.5100 ± 0.0000 (n=3) |"
     ) in markdown
-    assert (
-        "| Rob Opt + AWP | 0.8000 ± 0.0000 (n=3) | 0.5000 ± 0.0000 (n=3) | — | — | — | — |"
-        in markdown
-    )
+    for gamma in ("0.001", "0.01"):  # the digits value and the authors', each its own row
+        assert (
+            f"| Rob Opt + AWP {gamma} | 0.8000 ± 0.0000 (n=3) | 0.5000 ± 0.0000 (n=3) | — | — "
+            "| — | — |"
+        ) in markdown
 
 
 def test_a_thesis_table_of_the_best_epochs_says_so(tmp_path, fabricate):

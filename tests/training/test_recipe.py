@@ -217,6 +217,6 @@ def test_the_recipe_experiments_are_valid_configs(tmp_path):
             run_config.validate(ml_collections.ConfigDict(run.config))
     assert expanded.seeds == 1 and len(expanded.entries) == 2  # thesis: recipe, plain TRADES
     digits = grid.expand(grid.load_experiment(root / "digits" / "recipe.py"), tmp_path)
-    assert digits.seeds >= 3 and len(digits.runs) == 12 * digits.seeds
+    assert digits.seeds >= 3 and len(digits.runs) == 15 * digits.seeds
     objectives = {cell.config["pretrain"]["objective"] for cell in digits.entries}
     assert objectives == {"robopt", "trades", "ar"}

@@ -317,11 +317,16 @@ def regularizer_tables(sweep_: grid.Sweep, root: Path, model: str = "last") -> l
 
 
 def _recipe_label(config: dict) -> str:
-    """E.g. "TRADES 6.0 + AWP + EMA + held-out best": the objective and the options it ran."""
+    """E.g. "TRADES 6.0 + AWP 0.005 + EMA + held-out best": the objective and the options it
+    ran (AWP with its gamma, which a grid may vary)."""
     phase = config["pretrain"]
-    options = {"AWP": "awp_gamma", "EMA": "ema_decay", "held-out best": "hold_out"}
+    options = {
+        f"AWP {phase['awp_gamma']:g}": phase["awp_gamma"],
+        "EMA": phase["ema_decay"],
+        "held-out best": phase["hold_out"],
+    }
     parts = [objectives.label(phase["objective"], phase["beta"])]
-    return " + ".join(parts + [name for name, field in options.items() if phase[field]])
+    return " + ".join(parts + [name for name, value in options.items() if value])
 
 
 def recipe_table(sweep_: grid.Sweep, root: Path) -> Table:
