@@ -169,10 +169,12 @@ def _assert_a_resumed_tuning_ends_where_the_whole_one_did(config, whole, resumed
         )
         for x, y in zip(_weights(a), _weights(b)):
             np.testing.assert_array_equal(x, y)
-    for name in ("optimizer.npz",):
-        a, b = (np.load(checkpoints.checkpoint_dir(d / "tune", 2) / name) for d in (whole, resumed))
-        for key in a.files:
-            np.testing.assert_array_equal(a[key], b[key])
+    a, b = (
+        np.load(checkpoints.checkpoint_dir(d / "tune", 2) / "optimizer.npz")
+        for d in (whole, resumed)
+    )
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key])
     states = [
         checkpoints.read_state(best_checkpoint.best_dir(d / "tune")) for d in (whole, resumed)
     ]
