@@ -8,12 +8,12 @@ import subprocess
 import sys
 
 import keras
-import numpy as np
 import pytest
 from support import (
     ROOT,
     TINY_TRAINING,
     assert_one_line_error,
+    assert_some_pair_identical,
     run_tool,
     wait_for_first_checkpoint,
 )
@@ -93,16 +93,6 @@ def _final_weights(workdir) -> list:
     return [weight.numpy() for weight in network.weights]
 
 
-def _identical(first, second) -> bool:
-    a, b = _final_weights(first), _final_weights(second)
-    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
-
-
-def _largest_difference(first, second) -> float:
-    pairs = zip(_final_weights(first), _final_weights(second))
-    return max(float(np.abs(x - y).max()) for x, y in pairs)
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """Reference runs of the two tests below, on all CPUs, never interrupted, made on demand:
@@ -117,29 +107,6 @@ def uninterrupted(tmp_path_factory):
         return made[index]
 
     return reference
-
-
-def assert_some_pair_identical(make_candidate, reference) -> tuple:
-    """One of up to two candidate runs is bit-identical to one of up to two reference runs;
-    returns that (candidate, reference) pair.
-
-    TensorFlow on some CPUs, very rarely, changes a bit between two identical --deterministic
-    runs (seen twice: once one element by 1 ulp, once early enough that the tiny network, which
-    is chaotic, spread it to every weight), and the cause is not found. The faults these tests
-    guard against (a resume that restores the wrong state, thread pools sized by the CPUs) are
-    systematic: every candidate differs from every reference. So a second run of each kind is
-    made only when the first pair differs, and one identical pair shows the fault is absent.
-    """
-    candidates = [make_candidate(0)]
-    if _identical(candidates[0], reference(0)):
-        return candidates[0], reference(0)
-    candidates.append(make_candidate(1))
-    references = [reference(0), reference(1)]
-    for pair in ((c, r) for c in candidates for r in references):
-        if _identical(*pair):
-            return pair
-    differences = [_largest_difference(c, r) for c in candidates for r in references]
-    pytest.fail(f"no candidate run equals a reference run; largest differences {differences}")
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted):
@@ -167,7 +134,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted)
         assert "epochs 2..2" in _deterministic_run(killed).stdout
         return killed
 
-    assert_some_pair_identical(killed_and_resumed, uninterrupted)
+    assert_some_pair_identical(killed_and_resumed, uninterrupted, _final_weights)
 
 
 def test_evaluating_only_the_final_epoch_changes_neither_the_weights_nor_its_numbers(
@@ -181,7 +148,7 @@ def test_evaluating_only_the_final_epoch_changes_neither_the_weights_nor_its_num
         _deterministic_run(workdir, "--eval_every=0")
         return workdir
 
-    candidate, reference = assert_some_pair_identical(final_only, uninterrupted)
+    candidate, reference = assert_some_pair_identical(final_only, uninterrupted, _final_weights)
 
     def evaluations(workdir) -> list[dict]:
         records = read_metrics(workdir / "pretrain" / "metrics.jsonl")
@@ -214,4 +181,4 @@ def test_deterministic_runs_give_bit_identical_weights_on_any_cpus_under_load(
             hog.wait()
         return workdir
 
-    assert_some_pair_identical(on_one_busy_cpu, uninterrupted)
+    assert_some_pair_identical(on_one_busy_cpu, uninterrupted, _final_weights)

@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import TINY_PRETRAINING
+from support import TINY_PRETRAINING, assert_some_pair_identical
 
 from configs import digits_demo
 from tf_advreg import data, export, models
@@ -141,47 +141,56 @@ def test_all_three_through_pretrain_and_tune_with_a_cosine_schedule_and_a_resume
                 _outputs(phase_dir / name, images), network(images), rtol=1e-5, atol=1e-4
             )
     assert json.loads((whole / "tune" / "config.json").read_text())["phase"]["hold_out"] == 100
-    _assert_a_resumed_tuning_ends_where_the_whole_one_did(
-        config, whole, tmp_path / "resumed", capsys
-    )
+    _assert_a_resumed_tuning_ends_where_the_whole_one_did(config, whole, tmp_path, capsys)
 
 
-def _assert_a_resumed_tuning_ends_where_the_whole_one_did(config, whole, resumed, capsys):
+def _assert_a_resumed_tuning_ends_where_the_whole_one_did(config, whole, tmp_path, capsys):
     """A run killed after the tuning's first epoch, then re-run: the weights, optimizer, weight
     average and best epoch of the uninterrupted run."""
-    shutil.copytree(whole, resumed)
-    tune = resumed / "tune"
-    shutil.rmtree(checkpoints.checkpoint_dir(tune, 2))
-    for exported in tune.glob("saved_model*"):
-        shutil.rmtree(exported)
-    if checkpoints.read_state(best_checkpoint.best_dir(tune))["epoch"] == 2:
-        shutil.rmtree(best_checkpoint.best_dir(tune))  # written after epoch 2's checkpoint
-    keras.utils.set_random_seed(config.seed)
-    phases.run_phase(
-        config, phases.phases_from_config(config)[1], resumed, tf.distribute.get_strategy()
-    )
-    assert "epochs 2..2" in capsys.readouterr().out  # resumed, not trained again
 
-    for averaged in (False, True):
-        a, b = (
-            checkpoints.build_network(checkpoints.checkpoint_dir(d / "tune", 2), averaged=averaged)
-            for d in (whole, resumed)
+    def tuned(run: Path, keep_epochs: int) -> Path:
+        """A copy of the whole run whose tuning is cut back to its first `keep_epochs` epochs, as
+        a kill leaves it, then trained again to its end."""
+        shutil.copytree(whole, run)
+        tune = run / "tune"
+        if keep_epochs == 0:
+            shutil.rmtree(tune)
+        else:
+            for epoch in range(keep_epochs + 1, config.tune.epochs + 1):
+                shutil.rmtree(checkpoints.checkpoint_dir(tune, epoch))
+            for exported in tune.glob("saved_model*"):
+                shutil.rmtree(exported)
+            best = best_checkpoint.best_dir(tune)
+            if checkpoints.read_state(best)["epoch"] > keep_epochs:
+                shutil.rmtree(best)  # written after that epoch's checkpoint
+        keras.utils.set_random_seed(config.seed)
+        phases.run_phase(
+            config, phases.phases_from_config(config)[1], run, tf.distribute.get_strategy()
         )
-        for x, y in zip(_weights(a), _weights(b)):
-            np.testing.assert_array_equal(x, y)
-    a, b = (
-        np.load(checkpoints.checkpoint_dir(d / "tune", 2) / "optimizer.npz")
-        for d in (whole, resumed)
-    )
-    for key in a.files:
-        np.testing.assert_array_equal(a[key], b[key])
-    states = [
-        checkpoints.read_state(best_checkpoint.best_dir(d / "tune")) for d in (whole, resumed)
-    ]
+        assert f"epochs {keep_epochs + 1}..2" in capsys.readouterr().out
+        return run
+
+    def resumed(index: int) -> Path:
+        return tuned(tmp_path / f"resumed{index}", keep_epochs=1)
+
+    def uninterrupted(index: int) -> Path:  # the first is the whole run itself
+        return tuned(tmp_path / f"whole{index}", keep_epochs=0) if index else whole
+
+    def final_state(run: Path) -> list[np.ndarray]:
+        last = checkpoints.checkpoint_dir(run / "tune", 2)
+        optimizer = np.load(last / "optimizer.npz")
+        return [
+            *_weights(checkpoints.build_network(last)),
+            *_weights(checkpoints.build_network(last, averaged=True)),
+            *(optimizer[key] for key in sorted(optimizer.files)),
+        ]
+
+    pair = assert_some_pair_identical(resumed, uninterrupted, final_state)
+    states = [checkpoints.read_state(best_checkpoint.best_dir(d / "tune")) for d in pair]
     for state in states:
         del state["metrics"]["examples_per_second"]  # the one timing
     assert states[0] == states[1]
-    logged = [callbacks.read_metrics(d / "tune" / "metrics.jsonl") for d in (whole, resumed)]
+    logged = [callbacks.read_metrics(d / "tune" / "metrics.jsonl") for d in pair]
     for key in ("heldout/adversarial_accuracy", "ema_heldout/adversarial_accuracy"):
         assert [r[key] for r in logged[0]] == [r[key] for r in logged[1]]
 
