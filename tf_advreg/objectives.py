@@ -28,6 +28,7 @@ symmetric_kl, total_variation, jensen_shannon); the others have no distance betw
 p(x') to swap (ALP's is between logits, MART's KL is weighted) and accept only "kl".
 """
 
+import zlib
 from numbers import Real
 
 import keras
@@ -128,16 +129,19 @@ class AdversarialModel(keras.Model):
             self.awp_gamma = keras.Variable(
                 awp_gamma, dtype="float32", trainable=False, name="awp_gamma"
             )
-        # Evaluation attacks since the last train step: folded into the evaluation seed, so each
-        # batch of each evaluation set gets its own start, the same in a resumed run. Per
-        # replica (on_read), like the metrics' counts.
-        self.eval_batches = keras.Variable(
-            0,
-            dtype="int32",
-            trainable=False,
-            name="eval_batches",
-            synchronization="on_read",
-            aggregation="only_first_replica",
+        # The evaluation set (`start_evaluation`) and the attacks on it so far: folded into the
+        # evaluation seed, so each batch of each set gets its own start, the same in a resumed
+        # run and whichever other sets are evaluated. Per replica (on_read), like the metrics.
+        self.eval_set, self.eval_batches = (
+            keras.Variable(
+                0,
+                dtype="int32",
+                trainable=False,
+                name=name,
+                synchronization="on_read",
+                aggregation="only_first_replica",
+            )
+            for name in ("eval_set", "eval_batches")
         )
         # Weight averaging (training/ema.py), updated after each step; None when off.
         self.weight_average = ema.WeightAverage(network, ema_decay) if ema_decay else None
@@ -178,15 +182,22 @@ class AdversarialModel(keras.Model):
     def call(self, images, training=False):
         return self.network(images, training=training)
 
+    def start_evaluation(self, label: str) -> None:
+        """Evaluations from here on are of the set `label`: its batches' attacks start from
+        points drawn from the step, the label and the batch's place in the set alone."""
+        self.eval_set.assign(zlib.crc32(label.encode()) & 0x7FFFFFFF)
+        self.eval_batches.assign(0)
+
     def _attack_seed(self, evaluation: bool) -> tf.Tensor:
-        """A fresh stateless seed per train step, evaluation batch and replica, reproducible
-        from `seed`."""
+        """A fresh stateless seed per train step, evaluation set and batch, and replica,
+        reproducible from `seed`."""
         replica = tf.distribute.get_replica_context()
         replica_id = 0 if replica is None else replica.replica_id_in_sync_group
         step = tf.cast(self.optimizer.iterations, tf.int32)
         seed = tf.stack([self.seed + tf.cast(replica_id, tf.int32), step])
         if not evaluation:
             return seed
+        seed = tf.random.experimental.stateless_fold_in(seed, self.eval_set.value)
         seed = tf.random.experimental.stateless_fold_in(seed, self.eval_batches.value)
         self.eval_batches.assign_add(1)
         return seed
@@ -226,7 +237,6 @@ class AdversarialModel(keras.Model):
         self.optimizer.apply_gradients(zip(gradients, variables))
         if self.weight_average is not None:
             self.weight_average.update(self.network)
-        self.eval_batches.assign(0)
 
         if logits_nat is None:
             # Natural accuracy for objectives that never see z(x): one inference-mode forward,

@@ -1,13 +1,16 @@
-"""Callbacks that guard a run: divergence stops before a bad checkpoint is written."""
+"""Callbacks of a training run: divergence stops before a bad checkpoint is written; each
+evaluation set draws its own attack starts."""
+
+import dataclasses
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import thesis_attack
+from support import separable_images, thesis_attack
 
 from tf_advreg.models import resnet18
-from tf_advreg.objectives import NaturalTraining
+from tf_advreg.objectives import NaturalTraining, RobustOptimization
 from tf_advreg.training import callbacks, checkpoints
 
 ARGS = {"num_classes": 3, "width": 2, "input_shape": [8, 8, 1], "mean": [0.5], "std": [0.25]}
@@ -30,3 +33,40 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_earlier_checkpoints(tmp_pa
     assert [p.name for p in checkpoints.list_checkpoints(tmp_path)] == ["epoch_0001"]
     restored = checkpoints.build_network(checkpoints.checkpoint_dir(tmp_path, 1))
     assert all(np.all(np.isfinite(w.numpy())) for w in restored.weights)
+
+
+def _evaluate(callback_class, model, sets: dict) -> dict:
+    """The logs one epoch-end evaluation of `sets` writes."""
+    callback = callback_class(sets, every=1, final_epoch=1)
+    callback.set_model(model)
+    callback.on_train_begin()
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    return logs
+
+
+def test_a_sets_attacks_start_alike_whichever_sets_are_evaluated_before_it():
+    """The held-out split is evaluated every epoch, the test split only at some: the test
+    split's random starts (and so its numbers) must not depend on that. The weight average's
+    twin starts from the trained network's points on the same set: a paired comparison."""
+    keras.utils.set_random_seed(0)
+    one_step = dataclasses.replace(thesis_attack(), eval_steps=1)  # the start shows in the loss
+    model = RobustOptimization(resnet18(**ARGS), attack=one_step, ema_decay=0.5)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+    images, labels = separable_images(64, num_classes=3, seed=4)
+    model.fit(images[:32], labels[:32], batch_size=16, epochs=1, verbose=0)
+
+    def eval_set(start: int) -> callbacks.EvalSet:
+        pairs = (images[start : start + 32], labels[start : start + 32])
+        return callbacks.EvalSet(tf.data.Dataset.from_tensor_slices(pairs).batch(16), 32)
+
+    test, heldout = eval_set(0), eval_set(32)
+    alone = _evaluate(callbacks.PeriodicEvaluation, model, {"test": test})
+    after = _evaluate(callbacks.PeriodicEvaluation, model, {"heldout": heldout, "test": test})
+    assert after["test/loss"] == alone["test/loss"]
+    relabelled = _evaluate(callbacks.PeriodicEvaluation, model, {"other": test})
+    assert relabelled["other/loss"] != alone["test/loss"]  # own starts
+
+    model.weight_average.network.set_weights(model.network.get_weights())
+    averaged = _evaluate(callbacks.AveragedEvaluation, model, {"heldout": heldout, "test": test})
+    assert averaged["ema_test/loss"] == alone["test/loss"]

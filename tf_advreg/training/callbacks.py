@@ -97,7 +97,8 @@ class PeriodicEvaluation(keras.callbacks.Callback):
     `final_sets` replace sets of the same label at the final epoch, so that the epochs between
     can read a sample while the final model is measured on the whole split. `every_epoch_sets`
     (the held-out split that picks the best epoch) are evaluated every epoch whatever `every`
-    says, and first, so their attacks' random starts do not depend on which others are due.
+    says. Each set's attacks start from points of its own (`start_evaluation`), whichever
+    others are due.
     """
 
     prefix = ""  # before each set's label in the logs
@@ -130,7 +131,9 @@ class PeriodicEvaluation(keras.callbacks.Callback):
             if epoch + 1 == self.final_epoch:
                 sets = sets | self.final_sets
         for label, eval_set in (self.every_epoch_sets | sets).items():
-            results = self.evaluated_model().evaluate(eval_set.batches, verbose=0, return_dict=True)
+            model = self.evaluated_model()
+            model.start_evaluation(label)
+            results = model.evaluate(eval_set.batches, verbose=0, return_dict=True)
             label = self.prefix + label
             logs.update({f"{label}/{name}": float(value) for name, value in results.items()})
             logs[f"{label}/num_examples"] = eval_set.num_examples
@@ -153,10 +156,6 @@ class AveragedEvaluation(PeriodicEvaluation):
 
     def evaluated_model(self) -> keras.Model:
         return self._twin
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._twin.eval_batches.assign(0)  # as a train step resets the trained model's
-        super().on_epoch_end(epoch, logs)
 
 
 class MetricsLog(keras.callbacks.Callback):
