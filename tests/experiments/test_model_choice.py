@@ -1,5 +1,5 @@
 """Which final model a report reads (last, best held-out epoch, weight average), said in the
-legend; and the recipe's table, which sets them side by side."""
+legend; and the recipe's table, which sets them side by side and against the plain objective."""
 
 import json
 from pathlib import Path
@@ -61,6 +61,14 @@ def test_each_choice_reads_its_model_and_the_legend_names_it(tmp_path, fabricate
             f"| Rob Opt + AWP {gamma} | 0.8000 ± 0.0000 (n=3) | 0.5000 ± 0.0000 (n=3) | — | — "
             "| — | — |"
         ) in markdown
+    # Each model against its objective's plain row (no AWP, no held-out split), paired by seed.
+    compared = (tmp_path / "out" / "ingredients.md").read_text()
+    sections = [line for line in compared.splitlines() if line.startswith("## ")]
+    assert sections == [f"## Against {o} + EMA (last)" for o in ("Rob Opt", "TRADES 5.0", "AR 5.0")]
+    assert (
+        "| TRADES 5.0 + AWP 0.001 + EMA + held-out best (best) | +0.0200 [+0.0200, +0.0200] (n=3) "
+        "**better** | +0.0200 [+0.0200, +0.0200] (n=3) **better** |"
+    ) in compared
 
 
 def test_a_thesis_table_of_the_best_epochs_says_so(tmp_path, fabricate):

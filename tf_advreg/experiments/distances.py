@@ -27,11 +27,6 @@ if TYPE_CHECKING:
 
 BASELINE = "kl"
 _ROBUST_OPTIMIZATION_ROW = "0.0"
-_VERDICTS = {
-    statistics.Verdict.REPRODUCED: "better than KL",
-    statistics.Verdict.CONTRADICTED: "worse than KL",
-    statistics.Verdict.INCONCLUSIVE: "not distinguishable from KL",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,29 +38,34 @@ class Comparison:
     verdict: str
 
 
-def _mean_over_lambda(table: Table, distance: str, seed: int) -> float | None:
+def _means_over_lambda(table: Table, distance: str, seeds: list[int]) -> dict[int, float]:
+    """{seed: the distance's accuracy averaged over the λ > 0 rows} for the seeds that have
+    every row."""
     rows = [row for row in table.rows if row != _ROBUST_OPTIMIZATION_ROW]
-    values = [table.ours.get((row, distance), {}).get(seed) for row in rows]
-    return None if not values or None in values else float(np.mean(values))
+    means = {}
+    for seed in seeds:
+        values = [table.ours.get((row, distance), {}).get(seed) for row in rows]
+        if values and None not in values:
+            means[seed] = float(np.mean(values))
+    return means
 
 
 def compare(table: Table) -> list[Comparison]:
     """Every distance of `table` (KL included, its difference zero) against KL."""
     seeds = sorted({seed for values in table.ours.values() for seed in values})
-    baseline = {seed: _mean_over_lambda(table, BASELINE, seed) for seed in seeds}
+    baseline = _means_over_lambda(table, BASELINE, seeds)
     comparisons = []
     for distance in table.columns:
-        own = {seed: _mean_over_lambda(table, distance, seed) for seed in seeds}
-        paired = [s for s in seeds if own[s] is not None and baseline[s] is not None]
-        difference = statistics.summarize([own[s] - baseline[s] for s in paired])
+        own = _means_over_lambda(table, distance, seeds)
+        difference = statistics.paired_difference(own, baseline)
         verdict = (
             "the baseline"
             if distance == BASELINE
-            else _VERDICTS[statistics.verdict(difference)]
+            else statistics.versus(difference, "KL")
             if difference.n
             else "not run"
         )
-        accuracy = statistics.summarize([v for v in own.values() if v is not None])
+        accuracy = statistics.summarize(list(own.values()))
         comparisons.append(Comparison(table, distance, accuracy, difference, verdict))
     return comparisons
 

@@ -31,7 +31,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from tf_advreg import data, files, objectives  # noqa: E402
-from tf_advreg.experiments import distances, grid, results, statistics, sweep, thesis  # noqa: E402
+from tf_advreg.experiments import (  # noqa: E402
+    distances,
+    grid,
+    ingredients,
+    results,
+    statistics,
+    sweep,
+    thesis,
+)
 from tf_advreg.experiments.grid import Cell  # noqa: E402
 
 UNTUNED = "None"  # the thesis's row label of the untuned model in Tables 5.1-5.4
@@ -332,25 +340,36 @@ def _recipe_label(config: dict) -> str:
 def recipe_table(sweep_: grid.Sweep, root: Path) -> Table:
     """Table R.1: rows the runs' objective and options, columns the test accuracies of each
     final model (results.MODEL_CHOICES) where some run has it."""
-    metrics = {
-        name: key
-        for name, key in (results.METRICS | results.OPTIONAL_METRICS).items()
-        if key.startswith("test/")
-    }
     cells: dict[tuple[str, str], PerSeed] = {}
     for model in results.MODEL_CHOICES:
         for cell, by_seed in _finished(sweep_, root, model):
-            for name, key in metrics.items():
-                cells[(_recipe_label(cell.config), f"{name} ({model})")] = _per_seed(by_seed, key)
+            for name, key in ingredients.TEST_METRICS.items():
+                label = (_recipe_label(cell.config), ingredients.column(name, model))
+                cells[label] = _per_seed(by_seed, key)
     columns = [
-        f"{name} ({model})"
+        ingredients.column(name, model)
         for model in results.MODEL_CHOICES
-        for name in metrics
-        if any(values for (_, c), values in cells.items() if c == f"{name} ({model})")
+        for name in ingredients.TEST_METRICS
+        if any(values for (_, c), values in cells.items() if c == ingredients.column(name, model))
     ]
     rows = [_recipe_label(cell.config) for cell in sweep_.entries]
     caption = "Each ingredient of the recipe alone and together, by final model"
     return _grid_table("R.1", "Objective + options", cells, rows, columns, sweep_.seeds, caption)
+
+
+def recipe_plain_rows(sweep_: grid.Sweep) -> dict[str, str | None]:
+    """Each Table R.1 row's plain row: the same objective and λ without AWP or a held-out
+    split (None when the grid has none)."""
+
+    def objective(config: dict) -> tuple[str, float]:
+        return config["pretrain"]["objective"], config["pretrain"]["beta"]
+
+    plain = {
+        objective(cell.config): _recipe_label(cell.config)
+        for cell in sweep_.entries
+        if not cell.config["pretrain"]["awp_gamma"] and not cell.config["pretrain"]["hold_out"]
+    }
+    return {_recipe_label(c.config): plain.get(objective(c.config)) for c in sweep_.entries}
 
 
 def pretrain_size(config: dict) -> int:
@@ -636,4 +655,6 @@ def write_report(
         paths += _BOTH[experiment.REPORT](sweep_, root, out, model)
     if experiment.REPORT == "regularizers":
         paths += distances.write_comparison(found, out)
+    if experiment.REPORT == "recipe":
+        paths += ingredients.write_comparison(found[0], recipe_plain_rows(sweep_), out)
     return paths

@@ -7,7 +7,7 @@ installed). Past 30 degrees of freedom the 30's value is used, which only widens
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -103,3 +103,18 @@ def verdict(summary: Summary) -> str:
     if summary.high < 0:
         return Verdict.CONTRADICTED
     return Verdict.INCONCLUSIVE
+
+
+def paired_difference(candidate: Mapping[int, float], baseline: Mapping[int, float]) -> Summary:
+    """Candidate minus baseline over the seeds both have: seed k's runs on both sides."""
+    seeds = sorted(set(candidate) & set(baseline))
+    return summarize([candidate[seed] - baseline[seed] for seed in seeds])
+
+
+def versus(difference: Summary, baseline: str) -> str:
+    """A paired difference's verdict, read from its interval as `verdict` reads a claim's."""
+    return {
+        Verdict.REPRODUCED: f"better than {baseline}",
+        Verdict.CONTRADICTED: f"worse than {baseline}",
+        Verdict.INCONCLUSIVE: f"not distinguishable from {baseline}",
+    }[verdict(difference)]
