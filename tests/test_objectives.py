@@ -131,6 +131,25 @@ def test_each_evaluation_batch_gets_its_own_reproducible_random_start():
         np.testing.assert_array_equal(a, b)  # and a second run repeats them
 
 
+def test_each_evaluate_call_counts_its_batches_from_the_first():
+    """Evaluating again between two steps repeats the numbers: a second evaluation (a Keras
+    validation set after a callback's sets) does not draw the starts after the first one's."""
+    images, labels = separable_images(32, seed=5)
+    model = objectives.RobustOptimization(
+        _small_convnet(0), attack=dataclasses.replace(ATTACK, eval_steps=1)
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+    model.fit(images, labels, batch_size=16, epochs=1, verbose=0, shuffle=False)
+
+    def loss() -> float:
+        return model.evaluate(images, labels, batch_size=16, verbose=0, return_dict=True)["loss"]
+
+    first = loss()
+    assert loss() == first
+    model.label_evaluation("another set")  # its own starts: the loss depends on them
+    assert loss() != first
+
+
 @pytest.mark.parametrize(
     "attack, kwargs, message",
     [

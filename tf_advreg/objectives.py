@@ -40,6 +40,18 @@ from tf_advreg.attacks.settings import check_loss
 from tf_advreg.training import awp, ema
 
 
+def _replica_counter(name: str) -> keras.Variable:
+    """An int32 counter each replica keeps (on_read, like the metrics' counts)."""
+    return keras.Variable(
+        0,
+        dtype="int32",
+        trainable=False,
+        name=name,
+        synchronization="on_read",
+        aggregation="only_first_replica",
+    )
+
+
 class AdversarialModel(keras.Model):
     """Shared step logic: attack (inference-mode BatchNorm), then one update on the loss.
 
@@ -129,20 +141,11 @@ class AdversarialModel(keras.Model):
             self.awp_gamma = keras.Variable(
                 awp_gamma, dtype="float32", trainable=False, name="awp_gamma"
             )
-        # The evaluation set (`start_evaluation`) and the attacks on it so far: folded into the
-        # evaluation seed, so each batch of each set gets its own start, the same in a resumed
-        # run and whichever other sets are evaluated. Per replica (on_read), like the metrics.
-        self.eval_set, self.eval_batches = (
-            keras.Variable(
-                0,
-                dtype="int32",
-                trainable=False,
-                name=name,
-                synchronization="on_read",
-                aggregation="only_first_replica",
-            )
-            for name in ("eval_set", "eval_batches")
-        )
+        # The evaluation set's key (`label_evaluation`) and the attacks of this `evaluate` call
+        # so far: folded into the evaluation seed, so each batch of each set gets its own start,
+        # the same in a resumed run and whichever other sets are evaluated.
+        self.eval_set_key = _replica_counter("eval_set_key")
+        self.eval_batches = _replica_counter("eval_batches")
         # Weight averaging (training/ema.py), updated after each step; None when off.
         self.weight_average = ema.WeightAverage(network, ema_decay) if ema_decay else None
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -182,11 +185,16 @@ class AdversarialModel(keras.Model):
     def call(self, images, training=False):
         return self.network(images, training=training)
 
-    def start_evaluation(self, label: str) -> None:
-        """Evaluations from here on are of the set `label`: its batches' attacks start from
-        points drawn from the step, the label and the batch's place in the set alone."""
-        self.eval_set.assign(zlib.crc32(label.encode()) & 0x7FFFFFFF)
+    def label_evaluation(self, label: str) -> None:
+        """The evaluations from here on are of the set `label`: their attacks' starts depend on
+        the step, the label and the batch's place in its `evaluate` call alone."""
+        self.eval_set_key.assign(zlib.crc32(label.encode()) & 0x7FFFFFFF)
+
+    def evaluate(self, *args, **kwargs):
+        """Keras's evaluate, its attacks' starts counted from its first batch (see
+        `label_evaluation`)."""
         self.eval_batches.assign(0)
+        return super().evaluate(*args, **kwargs)
 
     def _attack_seed(self, evaluation: bool) -> tf.Tensor:
         """A fresh stateless seed per train step, evaluation set and batch, and replica,
@@ -197,7 +205,7 @@ class AdversarialModel(keras.Model):
         seed = tf.stack([self.seed + tf.cast(replica_id, tf.int32), step])
         if not evaluation:
             return seed
-        seed = tf.random.experimental.stateless_fold_in(seed, self.eval_set.value)
+        seed = tf.random.experimental.stateless_fold_in(seed, self.eval_set_key.value)
         seed = tf.random.experimental.stateless_fold_in(seed, self.eval_batches.value)
         self.eval_batches.assign_add(1)
         return seed

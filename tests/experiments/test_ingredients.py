@@ -6,7 +6,7 @@ import csv
 import numpy as np
 import pytest
 
-from tf_advreg.experiments import ingredients
+from tf_advreg.experiments import ingredients, results
 from tf_advreg.experiments.report import Table
 
 SEEDS = (0, 1, 2)
@@ -27,12 +27,12 @@ def plain_accuracy(seed: int) -> float:
 
 
 def make_table(skip=()) -> Table:
-    ours = {(PLAIN, ingredients.column(ADV, "last")): {s: plain_accuracy(s) for s in SEEDS}}
+    ours = {(PLAIN, results.model_column(ADV, "last")): {s: plain_accuracy(s) for s in SEEDS}}
     for (row, model), offsets in OFFSETS.items():
-        ours[(row, ingredients.column(ADV, model))] = {
+        ours[(row, results.model_column(ADV, model))] = {
             s: plain_accuracy(s) + offsets[s] for s in SEEDS if (row, model, s) not in skip
         }
-    ours[(OTHER, ingredients.column(ADV, "last"))] = {s: 0.5 for s in SEEDS}
+    ours[(OTHER, results.model_column(ADV, "last"))] = {s: 0.5 for s in SEEDS}
     rows = [PLAIN, AWP, HELD_OUT, OTHER]
     columns = list(dict.fromkeys(column for _, column in ours))
     return Table("R.1", "Objective + options", ours, rows, columns, len(SEEDS), caption="R")
@@ -90,7 +90,7 @@ def test_a_seed_missing_on_one_side_is_left_out_of_the_pairing():
 
 def test_a_metric_the_plain_model_lacks_has_no_pair():
     table = make_table()
-    table.ours[(AWP, ingredients.column("AutoAttack Test", "last"))] = {0: 0.4}
+    table.ours[(AWP, results.model_column("AutoAttack Test", "last"))] = {0: 0.4}
     found = [c for c in ingredients.compare(table, PLAIN_ROWS) if c.metric == "AutoAttack Test"]
     assert [(c.row, c.verdict, c.accuracy.mean) for c in found] == [(AWP, "no pair", 0.4)]
 

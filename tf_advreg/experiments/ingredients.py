@@ -27,12 +27,6 @@ if TYPE_CHECKING:
     from tf_advreg.experiments.report import Table
 
 BASELINE_MODEL = "last"
-# Table R.1's metrics: the test split's, AutoAttack's where evaluated.
-TEST_METRICS = {
-    name: key
-    for name, key in (results.METRICS | results.OPTIONAL_METRICS).items()
-    if key.startswith("test/")
-}
 _SHORT_VERDICTS = {
     statistics.Verdict.REPRODUCED: "**better**",
     statistics.Verdict.CONTRADICTED: "**worse**",
@@ -40,17 +34,12 @@ _SHORT_VERDICTS = {
 }
 
 
-def column(metric: str, model: str) -> str:
-    """Table R.1's column of a TEST_METRICS name and a final model, e.g. "Adv. Test (ema)"."""
-    return f"{metric} ({model})"
-
-
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     row: str
     plain: str  # the row whose last model is the baseline
     model: str  # results.MODEL_CHOICES
-    metric: str  # TEST_METRICS
+    metric: str  # results.TEST_METRICS
     accuracy: statistics.Summary  # over seeds
     difference: statistics.Summary  # minus the plain last model's, paired by seed
     verdict: str
@@ -67,11 +56,11 @@ def compare(table: Table, plain_rows: Mapping[str, str | None]) -> list[Comparis
         for model in results.MODEL_CHOICES:
             if (row, model) == (plain, BASELINE_MODEL):
                 continue
-            for metric in TEST_METRICS:
-                own = table.ours.get((row, column(metric, model)), {})
+            for metric in results.TEST_METRICS:
+                own = table.ours.get((row, results.model_column(metric, model)), {})
                 if not own:
                     continue
-                baseline = table.ours.get((plain, column(metric, BASELINE_MODEL)), {})
+                baseline = table.ours.get((plain, results.model_column(metric, BASELINE_MODEL)), {})
                 difference = statistics.paired_difference(own, baseline)
                 verdict = statistics.versus(difference, "plain") if difference.n else "no pair"
                 accuracy = statistics.summarize(list(own.values()))
@@ -99,7 +88,7 @@ def write_comparison(
     against the plain objective."""
     out = Path(out)
     comparisons = compare(table, plain_rows)
-    metrics = [m for m in TEST_METRICS if any(c.metric == m for c in comparisons)]
+    metrics = [m for m in results.TEST_METRICS if any(c.metric == m for c in comparisons)]
     lines = [
         "# Which ingredient helps",
         "",
@@ -107,7 +96,11 @@ def write_comparison(
         "last model: its test accuracy minus the plain one's, the same seed on both sides, mean "
         "over the seeds both finished, with the t-based 95 % interval and the verdict that "
         "interval gives: **better** (above 0), **worse** (below 0), ≈ not distinguishable "
-        "(includes 0, or one seed). The plain row's `ema` model is the weight average alone.",
+        "(includes 0, or one seed). The plain row's `ema` model is the weight average alone. "
+        "Each interval is for its own comparison, not adjusted for the many in this file: with "
+        "no real difference anywhere, about one comparison in twenty still reads better or "
+        "worse. Accuracies move in steps of one test image, so equal differences at every seed "
+        "give an interval of width 0.",
     ]
     for plain in dict.fromkeys(c.plain for c in comparisons):
         of_plain = [c for c in comparisons if c.plain == plain]

@@ -343,14 +343,14 @@ def recipe_table(sweep_: grid.Sweep, root: Path) -> Table:
     cells: dict[tuple[str, str], PerSeed] = {}
     for model in results.MODEL_CHOICES:
         for cell, by_seed in _finished(sweep_, root, model):
-            for name, key in ingredients.TEST_METRICS.items():
-                label = (_recipe_label(cell.config), ingredients.column(name, model))
+            for name, key in results.TEST_METRICS.items():
+                label = (_recipe_label(cell.config), results.model_column(name, model))
                 cells[label] = _per_seed(by_seed, key)
     columns = [
-        ingredients.column(name, model)
+        results.model_column(name, model)
         for model in results.MODEL_CHOICES
-        for name in ingredients.TEST_METRICS
-        if any(values for (_, c), values in cells.items() if c == ingredients.column(name, model))
+        for name in results.TEST_METRICS
+        if any(values for (_, c), values in cells.items() if c == results.model_column(name, model))
     ]
     rows = [_recipe_label(cell.config) for cell in sweep_.entries]
     caption = "Each ingredient of the recipe alone and together, by final model"

@@ -54,6 +54,15 @@ METRICS = {
 _ATTACK_KIND = {"natural": "natural", "pgd": "adversarial"}
 # Columns shown only when some run has them: AutoAttack on the test split, from evaluation.json.
 OPTIONAL_METRICS = {"AutoAttack Test": "test/autoattack_accuracy"}
+# The test split's metrics, the columns of a table that sets final models side by side.
+TEST_METRICS = {
+    name: key for name, key in (METRICS | OPTIONAL_METRICS).items() if key.startswith("test/")
+}
+
+
+def model_column(metric: str, model: str) -> str:
+    """The column of a metric of one final model (MODEL_CHOICES), e.g. "Adv. Test (ema)"."""
+    return f"{metric} ({model})"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -97,7 +97,7 @@ class PeriodicEvaluation(keras.callbacks.Callback):
     `final_sets` replace sets of the same label at the final epoch, so that the epochs between
     can read a sample while the final model is measured on the whole split. `every_epoch_sets`
     (the held-out split that picks the best epoch) are evaluated every epoch whatever `every`
-    says. Each set's attacks start from points of its own (`start_evaluation`), whichever
+    says. Each set's attacks start from points of its own (`label_evaluation`), whichever
     others are due.
     """
 
@@ -132,7 +132,7 @@ class PeriodicEvaluation(keras.callbacks.Callback):
                 sets = sets | self.final_sets
         for label, eval_set in (self.every_epoch_sets | sets).items():
             model = self.evaluated_model()
-            model.start_evaluation(label)
+            model.label_evaluation(label)
             results = model.evaluate(eval_set.batches, verbose=0, return_dict=True)
             label = self.prefix + label
             logs.update({f"{label}/{name}": float(value) for name, value in results.items()})
