@@ -4,14 +4,13 @@ pretrain_size.py keeps Table 5.5's 8 pretraining epochs at every size, as the th
 does, so at digits scale a smaller sample is also a much shorter pretraining (50 images: 8
 steps, against 152 for all 997 digits), and its curve mixes the amount of data with the length
 of training (Table 5.5 in docs/results/digits/README.md). Here each sample is pretrained for
-about the whole split's steps (epochs: that number over the sample's steps per epoch, rounded),
-so only the number of distinct images changes. The runs differ from Table 5.5's in their epochs
+about the whole split's steps (grids.pretrain_size_same_steps_grid), so only the number of
+distinct images changes. The runs differ from Table 5.5's in their epochs
 but not in their names, hence a root of their own.
 """
 
 from configs.digits import base, pretrain_size
 from configs.thesis import grids
-from tf_advreg import data
 
 __all__ = ["REPORT", "SEEDS", "SIZES", "get_config", "get_sweep"]
 REPORT = pretrain_size.REPORT
@@ -26,13 +25,4 @@ def get_config():
 
 
 def get_sweep() -> list[dict]:
-    config = get_config()
-    whole = data.split_size(config.pretrain.dataset, config.pretrain.split)
-    steps = whole // config.batch_size * config.pretrain.epochs
-    cells = []
-    for cell in grids.pretrain_size_grid(SIZES):
-        size = cell["pretrain.subset"]
-        if size:  # 0: the whole split, as in pretrain_size.py
-            cell |= {"pretrain.epochs": round(steps / (size // config.batch_size))}
-        cells.append(cell)
-    return cells
+    return grids.pretrain_size_same_steps_grid(SIZES, get_config())

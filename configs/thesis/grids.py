@@ -6,6 +6,8 @@ regularization model in both tables"), so lambda = 0 is `robopt`, not TRADES wit
 (which would be natural training).
 """
 
+from tf_advreg import data
+
 LAMBDAS = (0.1, 0.2, 0.4, 0.8, 1.0, 2.0, 3.0, 5.0)
 ROBOPT = ("robopt", 0.0)
 # Tables 5.1-5.4: columns (pretraining) and rows (tuning; None: the pretrained model itself).
@@ -84,3 +86,19 @@ def regularizer_grid() -> list[dict]:
 def pretrain_size_grid(sizes: tuple[int, ...]) -> list[dict]:
     """The three pairs pretrained on each sample size (0: the whole split, Table 5.5's runs)."""
     return [run | {"pretrain.subset": size} for size in sizes for run in pairs()]
+
+
+def pretrain_size_same_steps_grid(sizes: tuple[int, ...], config) -> list[dict]:
+    """pretrain_size_grid with every sample pretrained for about as many steps as `config`'s
+    pretraining takes on the whole split: epochs = those steps over the sample's steps per
+    epoch, rounded. With fixed epochs a smaller sample is also a shorter pretraining; here
+    only the number of distinct images changes along the curve."""
+    whole = data.split_size(config.pretrain.dataset, config.pretrain.split)
+    steps = whole // config.batch_size * config.pretrain.epochs
+    cells = []
+    for cell in pretrain_size_grid(sizes):
+        size = cell["pretrain.subset"]
+        if size:  # 0: the whole split, at its own epochs
+            cell |= {"pretrain.epochs": round(steps / (size // config.batch_size))}
+        cells.append(cell)
+    return cells

@@ -360,16 +360,25 @@ def test_a_tiny_sweep_trains_the_pretraining_once_then_tunes_from_it(tmp_path):
     assert final["test/natural_accuracy"] == untuned["test/natural_accuracy"]  # digits: shared
 
 
-def test_the_same_steps_size_grid_pretrains_every_sample_as_long_as_the_whole_split(tmp_path):
+@pytest.mark.parametrize(
+    "scale, dataset, runs, steps",
+    [
+        # 19 x 8 for all 997 digits; 1 x 152, 3 x 51, 6 x 25, 11 x 14 for the samples
+        ("digits", "digits", 2 * 15 * 3, {152, 153, 150, 154}),
+        # 1,800 x 100 for all 180k of CINIC-10; 100 x 1,800, 250 x 720, 500 x 360, 1,000 x 180
+        ("thesis", "cinic10", 2 * 15, {180_000}),
+    ],
+)
+def test_the_same_steps_size_grid_pretrains_every_sample_as_long_as_the_whole_split(
+    tmp_path, scale, dataset, runs, steps
+):
     """Only the number of distinct images changes along its curve, not the training's length."""
-    experiment = load("digits/pretrain_size_same_steps.py")
-    runs = grid.expand(experiment, tmp_path).runs
-    assert len(runs) == 2 * 15 * 3
-    pretrainings = [run.config["pretrain"] for run in runs if not run.needs]
-    whole = data.split_size("digits", "pretrain")
-    steps = {
-        (p["subset"] or whole) // experiment.get_config().batch_size * p["epochs"]
-        for p in pretrainings
-    }
-    assert steps == {152, 153, 150, 154}  # 19 x 8 for all 997; 1 x 152, 3 x 51, 6 x 25, 11 x 14
-    assert experiment.get_config().workdir != load("digits/table_5_5.py").get_config().workdir
+    experiment = load(f"{scale}/pretrain_size_same_steps.py")
+    expanded = grid.expand(experiment, tmp_path).runs
+    assert len(expanded) == runs
+    pretrainings = [run.config["pretrain"] for run in expanded if not run.needs]
+    assert {p["subset"] for p in pretrainings} == set(load(f"{scale}/pretrain_size.py").SIZES)
+    whole = data.split_size(dataset, pretrainings[0]["split"])
+    batch_size = experiment.get_config().batch_size
+    assert {(p["subset"] or whole) // batch_size * p["epochs"] for p in pretrainings} == steps
+    assert experiment.get_config().workdir != load(f"{scale}/pretrain_size.py").get_config().workdir
