@@ -37,7 +37,7 @@ import tensorflow as tf
 from tf_advreg import losses
 from tf_advreg.attacks import AttackSettings, pgd
 from tf_advreg.attacks.settings import check_loss
-from tf_advreg.training import awp, ema
+from tf_advreg.training import awp, batchnorm, ema
 
 
 def _replica_counter(name: str) -> keras.Variable:
@@ -243,6 +243,7 @@ class AdversarialModel(keras.Model):
         if self.weight_decay:
             gradients = self._add_weight_decay(gradients, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
+        batchnorm.share_moving_statistics(self.network)  # before averaging: one copy to average
         if self.weight_average is not None:
             self.weight_average.update(self.network)
 

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import separable_images, thesis_attack
+from support import thesis_attack, two_replicas
 
 from tf_advreg.models import resnet18
 from tf_advreg.objectives import NaturalTraining, RobustOptimization
@@ -45,15 +45,25 @@ def _evaluate(callback_class, model, sets: dict) -> dict:
     return logs
 
 
-def test_a_sets_attacks_start_alike_whichever_sets_are_evaluated_before_it():
+@pytest.mark.parametrize(
+    "make_strategy, shape",
+    [(tf.distribute.get_strategy, (8, 8, 1)), (two_replicas, (32, 32, 3))],
+    ids=["one device, digits", "two replicas, CIFAR shape"],
+)
+def test_a_sets_attacks_start_alike_whichever_sets_are_evaluated_before_it(make_strategy, shape):
     """The held-out split is evaluated every epoch, the test split only at some: the test
     split's random starts (and so its numbers) must not depend on that. The weight average's
-    twin starts from the trained network's points on the same set: a paired comparison."""
+    twin starts from the trained network's points on the same set: a paired comparison. On two
+    replicas each keeps its own batch count, and every one must restart with each set."""
     keras.utils.set_random_seed(0)
     one_step = dataclasses.replace(thesis_attack(), eval_steps=1)  # the start shows in the loss
-    model = RobustOptimization(resnet18(**ARGS), attack=one_step, ema_decay=0.5)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
-    images, labels = separable_images(64, num_classes=3, seed=4)
+    args = dict(ARGS, input_shape=list(shape), mean=[0.5] * shape[-1], std=[0.25] * shape[-1])
+    with make_strategy().scope():
+        model = RobustOptimization(resnet18(**args), attack=one_step, ema_decay=0.5)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+    rng = np.random.default_rng(4)
+    images = rng.uniform(size=(64, *shape)).astype("float32")
+    labels = rng.integers(0, 3, 64).astype("int32")
     model.fit(images[:32], labels[:32], batch_size=16, epochs=1, verbose=0)
 
     def eval_set(start: int) -> callbacks.EvalSet:

@@ -18,7 +18,6 @@ MULTI_WORKER = (
     "--tune_dataset=",
     "--pretrain_subset=300",
     "--strategy=multi_worker",  # with --jit_compile=false: XLA has no CPU collectives
-    "--sync_batchnorm",
 )
 DEADLINE_S = 240
 # How long the survivors of a killed worker may take to stop (TF's heartbeats take ~10 s).
@@ -83,7 +82,8 @@ def worker1_checkpoints(tmp_path, epoch: int) -> list:
 
 
 def assert_in_lockstep(mine, other, global_steps: int) -> None:
-    """Gradients are all-reduced and BatchNorm statistics synchronized, so all weights (moving
+    """Gradients are all-reduced and each step ends with the mean of the workers' BatchNorm
+    moving statistics (per-worker batch statistics, the default), so all weights (moving
     statistics included) and momenta agree bit for bit, and the step count is the global one."""
     a, b = checkpoints.build_network(mine), checkpoints.build_network(other)
     assert len(a.weights) > len(a.trainable_weights)
@@ -157,6 +157,7 @@ def test_two_workers_take_the_one_device_step_on_its_crops_with_weight_decay(tmp
     flags = (
         *(f for f in MULTI_WORKER if not f.startswith("--pretrain_subset")),
         "--pretrain_subset=100",
+        "--sync_batchnorm",
         "--pretrain_objective=natural",
         "--augment=default",
         "--weight_decay=0.05",

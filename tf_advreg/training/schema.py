@@ -115,8 +115,9 @@ MODEL = {
     "width": Field(64, "First-stage width (64 is the thesis's ResNet18, 11.17 M parameters)."),
     "sync_batchnorm": Field(
         False,
-        "BatchNorm statistics over the global batch under a distribution strategy (our "
-        "choice: per replica, as PyTorch DDP).",
+        "BatchNorm batch statistics over the global batch under a distribution strategy "
+        "(default: per replica, as PyTorch DDP; the moving statistics are the replicas' mean "
+        "either way).",
     ),
 }
 
