@@ -70,8 +70,9 @@ def resnet18(
       mean, std: per-channel statistics of the training images in [0, 1]. Default: the
         CIFAR-10 statistics for 3 channels, 0.5 / 0.25 otherwise.
       sync_batchnorm: under a distribution strategy, compute BatchNorm's batch statistics over
-        the global batch, so every replica keeps the same moving statistics (one all-reduce per
-        layer and training step). Off: each replica normalises by its own batch, as PyTorch DDP.
+        the global batch (one all-reduce per layer and training step). Off: each replica
+        normalises by its own batch, as PyTorch DDP; the objectives' train step then sets the
+        moving statistics to the replicas' mean (training/batchnorm.py).
     """
     check_width(width)
     channels = input_shape[-1]
