@@ -20,7 +20,8 @@ import tensorflow as tf
 
 
 def replica_statistics(network: keras.Model) -> list[keras.Variable]:
-    """The moving statistics of `network`'s BatchNorm layers that use per-replica batches."""
+    """The moving statistics of `network`'s BatchNorm layers that use per-replica batches
+    (nested models' too: Keras has no public walk over them, hence `_flatten_layers`)."""
     return [
         variable
         for layer in network._flatten_layers()
