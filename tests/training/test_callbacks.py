@@ -54,7 +54,9 @@ def test_a_sets_attacks_start_alike_whichever_sets_are_evaluated_before_it(make_
     """The held-out split is evaluated every epoch, the test split only at some: the test
     split's random starts (and so its numbers) must not depend on that. The weight average's
     twin starts from the trained network's points on the same set: a paired comparison. On two
-    replicas each keeps its own batch count, and every one must restart with each set."""
+    replicas each keeps its own batch count, and every one must restart with each set; and the
+    twin matches only if the replicas hold one copy of the BatchNorm statistics (the trained
+    network's first copy is what the twin receives)."""
     keras.utils.set_random_seed(0)
     one_step = dataclasses.replace(thesis_attack(), eval_steps=1)  # the start shows in the loss
     args = dict(ARGS, input_shape=list(shape), mean=[0.5] * shape[-1], std=[0.25] * shape[-1])

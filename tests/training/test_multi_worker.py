@@ -82,9 +82,10 @@ def worker1_checkpoints(tmp_path, epoch: int) -> list:
 
 
 def assert_in_lockstep(mine, other, global_steps: int) -> None:
-    """Gradients are all-reduced and each step ends with the mean of the workers' BatchNorm
-    moving statistics (per-worker batch statistics, the default), so all weights (moving
-    statistics included) and momenta agree bit for bit, and the step count is the global one."""
+    """Gradients are all-reduced and BatchNorm's moving statistics kept as one copy (their mean
+    after each step with per-worker batch statistics, the default; identical by construction
+    when synchronized), so all weights and momenta agree bit for bit, and the step count is the
+    global one."""
     a, b = checkpoints.build_network(mine), checkpoints.build_network(other)
     assert len(a.weights) > len(a.trainable_weights)
     for wa, wb in zip(a.weights, b.weights):
@@ -147,9 +148,10 @@ def test_two_workers_train_in_lockstep_and_a_killed_one_stops_the_other_until_a_
 
 @pytest.mark.slow
 def test_two_workers_take_the_one_device_step_on_its_crops_with_weight_decay(tmp_path):
-    """One step of natural training, synchronized BatchNorm, crop + flip and weight decay:
-    every BatchNorm moving statistic (which reads the step's images) and the classifier (which
-    also reads the decay, each worker adding its share) match one device to float rounding.
+    """One step of natural training, synchronized BatchNorm, crop + flip and weight decay: the
+    two workers agree bit for bit, and every BatchNorm moving statistic (which reads the step's
+    images) and the classifier (which also reads the decay, each worker adding its share) match
+    one device to float rounding.
 
     Not the body's weights: a ReLU whose input lies within float rounding of 0 passes its
     gradient in one run and not in the other (docs/distributed.md, measured 2.3e-3 here).
@@ -166,6 +168,8 @@ def test_two_workers_take_the_one_device_step_on_its_crops_with_weight_decay(tmp
     outputs = run_workers(tmp_path / "workers", tmp_path, flags)
     for returncode, _, stderr in outputs:
         assert returncode == 0, stderr[-3000:]
+    (other,) = worker1_checkpoints(tmp_path, 1)
+    assert_in_lockstep(checkpoints.checkpoint_dir(tmp_path / "workers" / "pretrain", 1), other, 1)
     single = [f.replace("--strategy=multi_worker", "--strategy=default") for f in flags]
     finished = run_tool("train", f"--workdir={tmp_path / 'single'}", *single)
     assert finished.returncode == 0, finished.stderr[-3000:]

@@ -9,10 +9,11 @@ from the uninterrupted one.
 
 `share_moving_statistics` ends each train step: the statistics of every BatchNorm layer that
 normalises by the replica's own batch become their mean over the replicas (one all-reduce for
-all layers). The moving average is linear, so this is the average of the replicas' batch
-statistics, every replica's data counted once. PyTorch DDP instead copies rank 0's statistics
-to every rank at each forward pass, discarding the others'. Synchronized BatchNorm
-(`--sync_batchnorm`) computes identical statistics on every replica; nothing is exchanged then.
+all layers). The moving average is linear, so this is the moving average of the replicas'
+batch statistics, each replica counted equally. PyTorch DDP (`broadcast_buffers=True`, its
+default) instead copies rank 0's statistics to every rank at each forward pass, discarding the
+others'. Synchronized BatchNorm (`--sync_batchnorm`) computes identical statistics on every
+replica; nothing is exchanged then.
 """
 
 import keras
@@ -26,7 +27,7 @@ def replica_statistics(network: keras.Model) -> list[keras.Variable]:
         variable
         for layer in network._flatten_layers()
         if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized
-        for variable in layer.non_trainable_variables
+        for variable in (layer.moving_mean, layer.moving_variance)
     ]
 
 

@@ -19,7 +19,7 @@ both change slowly, so the statistics follow the averaged weights closely.
 The averages live in a clone of the network (`WeightAverage.network`), so evaluation, export
 (`saved_model_ema`) and checkpoints (`network_ema.weights.h5`) treat it as any network.
 Under tf.distribute each replica averages its own copy of the variables, which the optimizer
-(and, for BatchNorm's statistics, training/batchnorm.py) keeps identical.
+keeps identical (BatchNorm's statistics: synchronized BatchNorm or training/batchnorm.py).
 """
 
 import keras
