@@ -59,6 +59,7 @@ def test_table_4_1_has_ours_the_thesis_and_the_difference_per_lambda(tmp_path, f
     markdown = (tmp_path / "out" / "table_4_1.md").read_text()
     assert "# Table 4.1: Evaluation of TRADES" in markdown
     assert "| λ | Nat. Train | Nat. Test | Adv. Train | Adv. Test |" in markdown
+    assert "over n seeds / thesis (ours − thesis); — : no finished run" in markdown
     # lambda 0.4: ours 0.9 - 0.004 (one seed: the thesis file's SEEDS) beside the thesis's 0.9977.
     assert "| 0.4 | 0.8960 (n=1) / 0.9977 (-0.1017) | 0.7960 (n=1) / 0.8799 (-0.0839) |" in markdown
     assert "| 0.0 | 0.9000 (n=1) / 0.9577 (-0.0577) |" in markdown  # robust optimization
@@ -314,6 +315,8 @@ def test_distance_tables_compare_each_distance_per_lambda(tmp_path, fabricate):
     markdown = (tmp_path / "out" / "table_D_1.md").read_text()
     assert "# Table D.1: TRADES: adversarial test accuracy by distance and λ" in markdown
     assert "| λ | kl | symmetric_kl | total_variation | jensen_shannon |" in markdown
+    # The thesis has no such table: the legend names no reference value.
+    assert "over n seeds; — : no finished run" in markdown and "thesis" not in markdown
     # Robust optimization (lambda 0) fills every column: 0.5 + 15/1000 + mean seed 0.01; TRADES
     # 5 is 0.05 lower and misses seed 2 with total variation only (mean of seeds 0, 1).
     assert "| 0.0 | 0.5250 ± 0.0100 (n=3) | 0.5250 ± 0.0100 (n=3) |" in markdown

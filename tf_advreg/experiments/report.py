@@ -559,21 +559,30 @@ def pretrain_size_figure(
     return [_save(figure, out / "fig_pretrain_size.png")]
 
 
+def _legend(root: Path, model: str | None, comparable: bool | None) -> str:
+    """What a table's cells hold. `comparable`: whether the thesis's numbers are on the same
+    data (None: the table has none, so its cells name no reference)."""
+    which = f"; model: {results.MODEL_CHOICES[model]} ({model})" if model else ""
+    reference = {
+        True: " / thesis (ours − thesis)",
+        False: " / thesis's CIFAR-10 value (a reference: other data)",
+        None: "",
+    }[comparable]
+    return (
+        f"Runs under `{root}`{which}. Each cell: ours, the mean ± standard deviation over n seeds"
+        f"{reference}; — : no finished run; † : fewer finished seeds than asked "
+        "(n = finished/asked)."
+    )
+
+
 def _write_tables(
     tables: list[Table], out: Path, root: Path, comparable: bool, model: str | None
 ) -> list[Path]:
     """`model`: the final model the tables read (None: each column names its own)."""
-    reference = "thesis" if comparable else "thesis's CIFAR-10 value (a reference: other data)"
-    which = f"; model: {results.MODEL_CHOICES[model]} ({model})" if model else ""
-    legend = (
-        f"Runs under `{root}`{which}. Each cell: ours, the mean ± standard deviation over n seeds, "
-        f"/ {reference}"
-        + (" (ours − thesis)" if comparable else "")
-        + "; — : no finished run; † : fewer finished seeds than asked (n = finished/asked)."
-    )
     paths = []
     for table in tables:
         stem = out / f"table_{table.number.replace('.', '_')}"
+        legend = _legend(root, model, comparable if table.published() else None)
         files.write_text(stem.with_suffix(".md"), table.markdown(legend, comparable))
         table.write_csv(stem.with_suffix(".csv"))
         paths += [stem.with_suffix(".md"), stem.with_suffix(".csv")]
