@@ -305,7 +305,7 @@ def test_distance_tables_compare_each_distance_per_lambda(tmp_path, fabricate):
     paths = report.write_report(experiment, tmp_path, tmp_path / "out")
     assert sorted(p.name for p in paths) == sorted(
         [f"table_D_{n}.{ext}" for n in range(1, 5) for ext in ("md", "csv")]
-        + ["distances.md", "distances.csv"]
+        + ["distances.md", "distances.csv", "distances_best_lambda.csv"]
         + [
             f"fig_distances_{o}_{k}.png"
             for o in ("trades", "ar")
