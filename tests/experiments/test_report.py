@@ -340,6 +340,8 @@ def test_pretrain_size_table_and_figure_per_pair(tmp_path, fabricate):
     paths = report.write_report(experiment, tmp_path, tmp_path / "out")
     assert sorted(p.name for p in paths) == [
         "fig_pretrain_size.png",
+        "sizes.csv",
+        "sizes.md",
         "table_S_1.csv",
         "table_S_1.md",
     ]
@@ -350,6 +352,10 @@ def test_pretrain_size_table_and_figure_per_pair(tmp_path, fabricate):
         "0.4400 ± 0.0100 (n=3) | 0.4650 ± 0.0100 (n=3) | 0.5097 ± 0.0100 (n=3) |"
     ) in markdown
     assert (tmp_path / "out" / "fig_pretrain_size.png").read_bytes()[:8] == PNG_MAGIC
+    # 50 examples against all 997: (50 - 997) / 10^4 at every seed.
+    assert "| TRADES 3.0 → TRADES 5.0 | 50 | 0.4150 ± 0.0100 (n=3) | -0.0947 ± 0.0000" in (
+        (tmp_path / "out" / "sizes.md").read_text()
+    )
 
 
 def test_the_size_experiments_nest_table_5_5s_runs(tmp_path):

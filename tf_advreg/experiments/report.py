@@ -36,6 +36,7 @@ from tf_advreg.experiments import (  # noqa: E402
     grid,
     ingredients,
     results,
+    sizes,
     statistics,
     sweep,
     thesis,
@@ -664,6 +665,8 @@ def write_report(
         paths += _BOTH[experiment.REPORT](sweep_, root, out, model)
     if experiment.REPORT == "regularizers":
         paths += distances.write_comparison(found, out)
+    if experiment.REPORT == "pretrain_size":
+        paths += sizes.write_comparison(found[0], out)
     if experiment.REPORT == "recipe":
         paths += ingredients.write_comparison(found[0], recipe_plain_rows(sweep_), out)
     return paths
