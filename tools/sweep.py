@@ -10,9 +10,11 @@ Each cell of the grid is trained once per seed (the experiment's SEEDS, or --see
 its own run and workdir (<name>-seed<N>). Finished runs are skipped and interrupted ones
 resumed. --emit writes one tools.train command per line (pretrainings before the tunings that
 start from them) and a bash script that runs them stage by stage, JOBS at a time. Experiment
-files are Python: only run ones you trust.
+files are Python: only run ones you trust. Stopping the sweep (SIGTERM, Ctrl-C) stops the run
+in progress with it, which the next sweep resumes.
 """
 
+import signal
 import sys
 
 from absl import app, flags
@@ -32,9 +34,20 @@ _ONLY = flags.DEFINE_string("only", "", "Only the runs whose name contains this 
 flags.mark_flag_as_required("config")
 
 
+class _Stopped(Exception):
+    """SIGTERM arrived; raised where the sweep waits, so subprocess.call stops its run too."""
+
+
+def _stop(signum, frame):
+    raise _Stopped
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    # Python's default SIGTERM ends the sweep alone: its run would go on training as an orphan,
+    # beside the run a restarted sweep starts in the same workdir.
+    signal.signal(signal.SIGTERM, _stop)
     try:
         experiment = grid.load_experiment(_CONFIG.value)
         root = _ROOT.value or experiment.get_config().workdir
@@ -49,6 +62,9 @@ def main(argv):
             sweep.run_all(runs, _CONFIG.value, root)
     except (ValueError, OSError, RuntimeError) as error:
         sys.exit(f"error: {error}")
+    except (_Stopped, KeyboardInterrupt) as stop:
+        print("error: stopped, with the run in progress (re-run to resume).", file=sys.stderr)
+        sys.exit(128 + (signal.SIGTERM if isinstance(stop, _Stopped) else signal.SIGINT))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ or tf_advreg/training/schema.py). The flat flags of the first releases (`--tune_
 trust.
 """
 
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -146,7 +147,7 @@ def main(argv):
     # Imported here so that --help answers without initialising TensorFlow.
     import keras
 
-    from tf_advreg.training import determinism, phases, run_config, strategy
+    from tf_advreg.training import determinism, phases, run_config, strategy, workdir_lock
     from tf_advreg.xla import resolve_jit_compile
 
     if not flags.FLAGS["verbosity"].present:
@@ -162,16 +163,18 @@ def main(argv):
         distribution = strategy.make_strategy(config.strategy)
         with config.ignore_type():  # config.json records what "auto" resolved to
             config.jit_compile = resolve_jit_compile(config.jit_compile)
-        if strategy.is_chief(distribution):
-            workdir = run_config.prepare_workdir(config.workdir, config, _OVERWRITE.value)
-        else:  # other workers read the chief's workdir and write only to scratch directories
-            workdir = Path(config.workdir)
-        keras.utils.set_random_seed(config.seed)
-        with strategy.stop_when_a_worker_is_lost(distribution):
-            results = {
-                phase.name: phases.run_phase(config, phase, workdir, distribution)
-                for phase in phases.phases_from_config(config)
-            }
+        with contextlib.ExitStack() as held:
+            if strategy.is_chief(distribution):
+                held.enter_context(workdir_lock.hold(config.workdir))
+                workdir = run_config.prepare_workdir(config.workdir, config, _OVERWRITE.value)
+            else:  # other workers read the chief's workdir and write only to scratch directories
+                workdir = Path(config.workdir)
+            keras.utils.set_random_seed(config.seed)
+            with strategy.stop_when_a_worker_is_lost(distribution):
+                results = {
+                    phase.name: phases.run_phase(config, phase, workdir, distribution)
+                    for phase in phases.phases_from_config(config)
+                }
     except (ValueError, OSError, FloatingPointError, strategy.WorkerLostError) as error:
         logging.debug("Full traceback:", exc_info=True)
         sys.exit(f"error: {_error_message(error)}")

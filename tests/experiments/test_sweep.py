@@ -1,17 +1,19 @@
 """Experiment grids (their sizes match the thesis's tables), run names, skip and resume."""
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from support import assert_one_line_error, run_tool_in_process
+from support import assert_one_line_error, run_tool_in_process, wait_for_first_checkpoint
 
 from tf_advreg import data
 from tf_advreg.experiments import grid, results, sweep
-from tf_advreg.training import run_config, schema
+from tf_advreg.training import run_config, schema, workdir_lock
 from tf_advreg.training.callbacks import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -358,6 +360,37 @@ def test_a_tiny_sweep_trains_the_pretraining_once_then_tunes_from_it(tmp_path):
     final = results.final_metrics(root / "trades1-seed0", runs[0].config)
     assert final["train/natural_accuracy"] == untuned["tune_train/natural_accuracy"]
     assert final["test/natural_accuracy"] == untuned["test/natural_accuracy"]  # digits: shared
+
+
+@pytest.mark.slow
+def test_stopping_the_sweep_stops_its_run_too(tmp_path):
+    """An orphaned run would go on training beside the run a restarted sweep starts there."""
+    experiment_file = tmp_path / "long.py"
+    long_pretraining = textwrap.dedent(TINY_EXPERIMENT).replace("epochs = 1, 1", "epochs = 200, 1")
+    experiment_file.write_text(long_pretraining)
+    root = tmp_path / "runs"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tools.sweep", f"--config={experiment_file}", f"--root={root}"],
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, for the clean-up below
+    )
+    try:
+        wait_for_first_checkpoint(process, root / "trades1-seed0" / "pretrain")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+        assert [line for line in stderr.splitlines() if line.startswith("error:")] == [
+            "error: stopped, with the run in progress (re-run to resume)."
+        ]
+        with workdir_lock.hold(root / "trades1-seed0"):  # no process trains it any more
+            pass
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # an orphaned run, if the test failed
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from support import (
     wait_for_first_checkpoint,
 )
 
-from tf_advreg.training import checkpoints
+from tf_advreg.training import checkpoints, workdir_lock
 from tf_advreg.xla import resolve_jit_compile
 
 
@@ -163,6 +163,15 @@ def test_bad_input_is_one_line_and_leaves_the_workdir_alone(finished_run, args, 
     before = snapshot(workdir)
     result = train_in_process(workdir, *args)
     assert_one_line_error(result, message)
+    assert snapshot(workdir) == before
+
+
+def test_a_workdir_another_process_trains_is_refused_untouched(finished_run):
+    workdir, _ = finished_run
+    before = snapshot(workdir)
+    with workdir_lock.hold(workdir):  # as a training in another process holds it
+        result = train_in_process(workdir, "--pretrain_epochs=2")
+    assert_one_line_error(result, f"another process is training {workdir}")
     assert snapshot(workdir) == before
 
 

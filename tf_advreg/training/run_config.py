@@ -273,6 +273,18 @@ def saved_config(workdir: str | os.PathLike) -> dict:
     return files.read_json(path) if path.exists() else {}
 
 
+def _remove_contents(workdir: Path) -> None:
+    """Everything in `workdir`: RUN_MARKER first, then config.json, so that a kill midway leaves
+    a directory no run claims (refused), never a run that would resume the old checkpoints."""
+    first = (RUN_MARKER, "config.json")
+    order = {name: rank for rank, name in enumerate(first)}
+    for child in sorted(workdir.iterdir(), key=lambda path: order.get(path.name, len(first))):
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
 def prepare_workdir(
     workdir: str | os.PathLike, config: ml_collections.ConfigDict, overwrite: bool
 ) -> Path:
@@ -290,8 +302,8 @@ def prepare_workdir(
                 f"{workdir} holds a run with a different config ({'; '.join(differences)}); "
                 "pass --overwrite to replace it, or choose another --workdir."
             )
-        if differences:
-            shutil.rmtree(workdir)
+        if differences:  # its contents only: the directory holds the workdir lock
+            _remove_contents(workdir)
     elif workdir.exists() and any(workdir.iterdir()):
         raise ValueError(
             f"{workdir} is not empty and holds no tf_advreg run (no {RUN_MARKER} file); "
