@@ -375,7 +375,7 @@ def _ours_text(finding: Finding, asked: int) -> str:
     if ours.n == 0:
         return "—"
     n = f"n={ours.n}" + (f" of {asked} seeds †" if ours.n < asked else " seeds")
-    text = f"{ours.text()}, 95 % CI {ours.interval()} ({n})"
+    text = f"{ours.with_interval()} ({n})"
     if finding.sides:
         a, b = finding.sides
         text = f"{a.text()} vs {b.text()}; paired difference {text}"

@@ -134,7 +134,7 @@ def _row(comparison: Comparison) -> str:
     accuracy, difference = comparison.accuracy, comparison.difference
     paired = "—"
     if comparison.distance != BASELINE and difference.n:
-        paired = f"{difference.text()}, 95 % CI {difference.interval()} (n={difference.n})"
+        paired = f"{difference.with_interval()} (n={difference.n})"
     return (
         f"| {comparison.distance} | {accuracy.text()} (n={accuracy.n}) | {paired} | "
         f"**{comparison.verdict}** |"
@@ -150,7 +150,7 @@ def _peak_row(peak: Peak) -> str:
     lam = "—" if peak.lam is None else peak.lam + (" (grid's largest)" if peak.at_grid_end else "")
     paired = "—"
     if peak.distance != BASELINE and peak.difference.n:
-        paired = f"{peak.difference.text()}, 95 % CI {peak.difference.interval()}"
+        paired = peak.difference.with_interval()
     return (
         f"| {peak.objective} | {peak.distance} | {lam} | {peak.adversarial.text()} | "
         f"{peak.natural.text()} | {paired} | **{peak.verdict}** |"
@@ -209,8 +209,7 @@ def write_comparison(tables: list[Table], out: str | os.PathLike) -> list[Path]:
     rows = [
         [table.number, c.distance, csv_number(c.accuracy.mean), csv_number(c.accuracy.std)]
         + [c.accuracy.n]
-        + [csv_number(v) for v in (c.difference.mean, c.difference.std)]
-        + [csv_number(v) for v in (c.difference.low, c.difference.high)]
+        + c.difference.csv_fields()
         + [c.verdict]
         for table, comparisons in by_table
         for c in comparisons
@@ -224,7 +223,7 @@ def write_comparison(tables: list[Table], out: str | os.PathLike) -> list[Path]:
         [peak.objective, peak.distance, peak.lam or "", peak.at_grid_end, peak.adversarial.n]
         + [csv_number(v) for v in (peak.adversarial.mean, peak.adversarial.std)]
         + [csv_number(v) for v in (peak.natural.mean, peak.natural.std)]
-        + [csv_number(getattr(peak.difference, f)) for f in ("mean", "std", "low", "high")]
+        + peak.difference.csv_fields()
         + [peak.verdict]
         for peak in best
     ]

@@ -123,8 +123,7 @@ def write_comparison(
     rows = [
         [c.row, c.model, c.metric, c.plain]
         + [csv_number(c.accuracy.mean), csv_number(c.accuracy.std), c.accuracy.n]
-        + [csv_number(v) for v in (c.difference.mean, c.difference.std)]
-        + [csv_number(v) for v in (c.difference.low, c.difference.high)]
+        + c.difference.csv_fields()
         + [c.difference.n, c.verdict]
         for c in comparisons
     ]

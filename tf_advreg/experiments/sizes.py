@@ -70,9 +70,7 @@ def write_comparison(table: Table, out: str | os.PathLike) -> list[Path]:
     for c in comparisons:
         paired = "—"
         if c.difference.n:
-            paired = (
-                f"{c.difference.text()}, 95 % CI {c.difference.interval()} (n={c.difference.n})"
-            )
+            paired = f"{c.difference.with_interval()} (n={c.difference.n})"
         lines.append(
             f"| {c.pair} | {c.size} | {c.accuracy.text()} (n={c.accuracy.n}) | {paired} | "
             f"**{c.verdict}** |"
@@ -86,7 +84,7 @@ def write_comparison(table: Table, out: str | os.PathLike) -> list[Path]:
     rows = [
         [c.pair, c.size, c.whole, csv_number(c.accuracy.mean), csv_number(c.accuracy.std)]
         + [c.accuracy.n]
-        + [csv_number(getattr(c.difference, f)) for f in ("mean", "std", "low", "high")]
+        + c.difference.csv_fields()
         + [c.verdict]
         for c in comparisons
     ]

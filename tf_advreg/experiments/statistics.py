@@ -47,6 +47,14 @@ class Summary:
             return "no interval (one value)"
         return f"[{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
 
+    def with_interval(self, digits: int = 4) -> str:
+        """E.g. "0.0250 ± 0.0050, 95 % CI [+0.0126, +0.0374]"."""
+        return f"{self.text(digits)}, 95 % CI {self.interval(digits)}"
+
+    def csv_fields(self) -> list[str]:
+        """Mean, std and the interval's ends as CSV fields (empty where undefined)."""
+        return [csv_number(v) for v in (self.mean, self.std, self.low, self.high)]
+
 
 def csv_number(value: float) -> str:
     """A CSV field: the value, or empty when it is undefined (nan)."""
