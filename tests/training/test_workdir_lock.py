@@ -90,3 +90,12 @@ def test_an_overwrite_stopped_midway_leaves_no_run_to_resume(tmp_path, monkeypat
     monkeypatch.undo()
     with pytest.raises(ValueError, match="holds no tf_advreg run"):
         run_config.prepare_workdir(workdir, digits_demo.get_config(), overwrite=False)
+
+
+def test_a_workdir_that_is_a_file_is_named_and_left_alone(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("a user's file")
+    with pytest.raises(ValueError, match=f"--workdir={path} is a file; choose a directory"):
+        with workdir_lock.hold(path):
+            pass
+    assert path.read_text() == "a user's file"

@@ -22,6 +22,8 @@ def hold(workdir: str | os.PathLike) -> Iterator[Path]:
     """Creates `workdir` if needed and holds its lock for the block; raises ValueError at once
     when another process holds it."""
     workdir = Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise ValueError(f"--workdir={workdir} is a file; choose a directory for the run.")
     workdir.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
     try:
